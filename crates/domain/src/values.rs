@@ -1,0 +1,392 @@
+//! Validated values. Each constructor enforces the limits of the API contract, so a value
+//! of one of these types is known to be acceptable wherever it travels.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Why a value was refused; `reason` is the machine-readable code clients see.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct InvalidValue {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl InvalidValue {
+    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        InvalidValue {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+pub const MAX_ID_CHARS: usize = 200;
+pub const MAX_USERNAME_CHARS: usize = 200;
+pub const MAX_EMAIL_CHARS: usize = 200;
+pub const MAX_PHONE_CHARS: usize = 20;
+/// The limit on `data`, measured as compact JSON.
+pub const MAX_DATA_BYTES: usize = 64 * 1024;
+/// Usernames a single user may hold; generous for aliases, small enough to bound a row.
+pub const MAX_USERNAMES_PER_USER: usize = 20;
+
+fn check_text(
+    text: &str,
+    what: &str,
+    max_chars: usize,
+    reason: &'static str,
+) -> Result<(), InvalidValue> {
+    let chars = text.chars().count();
+    if chars == 0 || chars > max_chars {
+        return Err(InvalidValue::new(
+            reason,
+            format!("{what} must be 1 to {max_chars} characters long, got {chars}"),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(InvalidValue::new(
+            reason,
+            format!("{what} must not contain control characters"),
+        ));
+    }
+    Ok(())
+}
+
+macro_rules! identifier {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $reason:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub const REASON: &'static str = $reason;
+
+            pub fn new(value: impl Into<String>) -> Result<Self, InvalidValue> {
+                let value = value.into();
+                check_text(&value, $what, MAX_ID_CHARS, $reason)?;
+                Ok($name(value))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidValue;
+            fn try_from(value: String) -> Result<Self, InvalidValue> {
+                $name::new(value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+identifier!(
+    /// A user's id: chosen by the client (1 to 200 characters) or made by the server.
+    UserId,
+    "a user id",
+    "INVALID_USER_ID"
+);
+identifier!(
+    /// An organization's id.
+    OrgId,
+    "an organization id",
+    "INVALID_ORGANIZATION_ID"
+);
+identifier!(
+    /// The id of the schema a user's `data` follows.
+    SchemaId,
+    "a schema id",
+    "INVALID_SCHEMA_ID"
+);
+identifier!(
+    /// The server-made id of one username of a user.
+    UsernameId,
+    "a username id",
+    "INVALID_USERNAME_ID"
+);
+
+/// A login name. Uniqueness is decided on [`Username::key`], so `Ada` and `ada` clash.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Username(String);
+
+impl Username {
+    pub fn new(value: impl Into<String>) -> Result<Self, InvalidValue> {
+        let value = value.into();
+        check_text(&value, "a username", MAX_USERNAME_CHARS, "INVALID_USERNAME")?;
+        Ok(Username(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The form two usernames are compared in: Unicode lowercase.
+    pub fn key(&self) -> String {
+        self.0.to_lowercase()
+    }
+}
+
+impl TryFrom<String> for Username {
+    type Error = InvalidValue;
+    fn try_from(value: String) -> Result<Self, InvalidValue> {
+        Username::new(value)
+    }
+}
+
+impl From<Username> for String {
+    fn from(value: Username) -> String {
+        value.0
+    }
+}
+
+impl fmt::Display for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A syntactically valid email address (RFC 5321/5322 local and domain parts), without a
+/// display name, at most 200 characters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Email(String);
+
+impl Email {
+    pub fn new(value: impl Into<String>) -> Result<Self, InvalidValue> {
+        let value = value.into();
+        let chars = value.chars().count();
+        if chars == 0 || chars > MAX_EMAIL_CHARS {
+            return Err(InvalidValue::new(
+                "INVALID_EMAIL",
+                format!(
+                    "an email address must be 1 to {MAX_EMAIL_CHARS} characters long, got {chars}"
+                ),
+            ));
+        }
+        let options = email_address::Options::default()
+            .without_display_text()
+            .without_domain_literal();
+        if email_address::EmailAddress::parse_with_options(&value, options).is_err() {
+            return Err(InvalidValue::new(
+                "INVALID_EMAIL",
+                "the email address is not syntactically valid",
+            ));
+        }
+        Ok(Email(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Email {
+    type Error = InvalidValue;
+    fn try_from(value: String) -> Result<Self, InvalidValue> {
+        Email::new(value)
+    }
+}
+
+impl From<Email> for String {
+    fn from(value: Email) -> String {
+        value.0
+    }
+}
+
+/// A phone number: 1 to 20 characters, digits with an optional leading `+`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Phone(String);
+
+impl Phone {
+    pub fn new(value: impl Into<String>) -> Result<Self, InvalidValue> {
+        let value = value.into();
+        let chars = value.chars().count();
+        let digits = value.strip_prefix('+').unwrap_or(&value);
+        if chars > MAX_PHONE_CHARS
+            || digits.is_empty()
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(InvalidValue::new(
+                "INVALID_PHONE",
+                format!(
+                    "a phone number must be 1 to {MAX_PHONE_CHARS} characters: digits with an optional leading '+'"
+                ),
+            ));
+        }
+        Ok(Phone(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Phone {
+    type Error = InvalidValue;
+    fn try_from(value: String) -> Result<Self, InvalidValue> {
+        Phone::new(value)
+    }
+}
+
+impl From<Phone> for String {
+    fn from(value: Phone) -> String {
+        value.0
+    }
+}
+
+/// The free-form profile of a user: a JSON object of at most 64 KiB (compact encoding).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Map<String, Value>", into = "Map<String, Value>")]
+pub struct UserData(Map<String, Value>);
+
+impl UserData {
+    pub fn new(object: Map<String, Value>) -> Result<Self, InvalidValue> {
+        // Serializing a Map cannot fail (its keys are strings).
+        let size = serde_json::to_vec(&object)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
+        if size > MAX_DATA_BYTES {
+            return Err(InvalidValue::new(
+                "DATA_TOO_LARGE",
+                format!("data must be at most {MAX_DATA_BYTES} bytes of JSON, got {size}"),
+            ));
+        }
+        Ok(UserData(object))
+    }
+
+    /// Accepts any JSON value that is an object within the size limit.
+    pub fn from_value(value: Value) -> Result<Self, InvalidValue> {
+        match value {
+            Value::Object(object) => UserData::new(object),
+            _ => Err(InvalidValue::new(
+                "INVALID_DATA",
+                "data must be a JSON object",
+            )),
+        }
+    }
+
+    pub fn as_map(&self) -> &Map<String, Value> {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl TryFrom<Map<String, Value>> for UserData {
+    type Error = InvalidValue;
+    fn try_from(value: Map<String, Value>) -> Result<Self, InvalidValue> {
+        UserData::new(value)
+    }
+}
+
+impl From<UserData> for Map<String, Value> {
+    fn from(value: UserData) -> Self {
+        value.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ids_are_one_to_two_hundred_printable_characters() {
+        assert!(UserId::new("").is_err());
+        assert!(UserId::new("a".repeat(200)).is_ok());
+        assert!(
+            UserId::new("ä".repeat(200)).is_ok(),
+            "the limit counts characters, not bytes"
+        );
+        assert!(UserId::new("a".repeat(201)).is_err());
+        assert!(UserId::new("a\nb").is_err());
+        assert_eq!(
+            UserId::new("x").map(|id| id.to_string()),
+            Ok("x".to_owned())
+        );
+    }
+
+    #[test]
+    fn usernames_compare_case_insensitively() {
+        let upper = Username::new("ÄDA").unwrap();
+        let lower = Username::new("äda").unwrap();
+        assert_eq!(upper.key(), lower.key());
+    }
+
+    #[test]
+    fn emails_must_be_plain_valid_addresses() {
+        assert!(Email::new("ada@example.com").is_ok());
+        assert!(Email::new("ada.lovelace+tag@sub.example.org").is_ok());
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "Ada <ada@example.com>",
+            "a b@example.com",
+        ] {
+            assert_eq!(
+                Email::new(bad).map_err(|e| e.reason),
+                Err("INVALID_EMAIL"),
+                "{bad:?}"
+            );
+        }
+        let long = format!("{}@example.com", "a".repeat(190));
+        assert!(Email::new(long).is_err(), "over 200 characters");
+    }
+
+    #[test]
+    fn phones_are_digits_with_optional_plus() {
+        assert!(Phone::new("+41790000000").is_ok());
+        assert!(Phone::new("0790000000").is_ok());
+        for bad in ["", "+", "+41 79", "41-79", "+123456789012345678901", "٣٣"] {
+            assert_eq!(
+                Phone::new(bad).map_err(|e| e.reason),
+                Err("INVALID_PHONE"),
+                "{bad:?}"
+            );
+        }
+        assert!(
+            Phone::new("+".to_owned() + &"1".repeat(19)).is_ok(),
+            "20 characters"
+        );
+    }
+
+    #[test]
+    fn data_must_be_a_small_object() {
+        assert!(UserData::from_value(json!({"a": 1})).is_ok());
+        assert_eq!(
+            UserData::from_value(json!([1])).map_err(|e| e.reason),
+            Err("INVALID_DATA")
+        );
+        let big = json!({ "k": "x".repeat(MAX_DATA_BYTES) });
+        assert_eq!(
+            UserData::from_value(big).map_err(|e| e.reason),
+            Err("DATA_TOO_LARGE")
+        );
+    }
+}

@@ -1,0 +1,189 @@
+//! The errors of the use cases, and the kind each belongs to.
+//!
+//! Every error carries a stable machine-readable `reason`, a message safe to show to the
+//! client, and metadata. Internal causes (SQL, I/O) stay in [`ServiceError::Internal`] and
+//! [`ServiceError::Unavailable`], whose client messages never include them.
+
+use std::fmt;
+
+use userd_domain::authz::Permission;
+use userd_domain::user::Refusal;
+use userd_domain::values::InvalidValue;
+
+/// The canonical error kinds (the gRPC status codes), independent of any transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    InvalidArgument,
+    FailedPrecondition,
+    Unauthenticated,
+    PermissionDenied,
+    NotFound,
+    AlreadyExists,
+    Aborted,
+    ResourceExhausted,
+    Internal,
+    Unimplemented,
+    Unavailable,
+    DeadlineExceeded,
+}
+
+/// An error whose details must stay out of responses.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{message}")]
+    InvalidArgument {
+        reason: &'static str,
+        message: String,
+        /// The request field at fault, in the client's spelling (`contact.email.address`).
+        field: Option<String>,
+    },
+    #[error("missing, unknown, expired or revoked bearer token")]
+    Unauthenticated,
+    #[error("user not found")]
+    UserNotFound { user_id: String },
+    #[error("organization not found")]
+    OrganizationNotFound { org_id: String },
+    #[error("the caller lacks the permission {permission}")]
+    PermissionDenied { permission: Permission },
+    #[error("{refusal}")]
+    Refused { refusal: Refusal, user_id: String },
+    #[error("the username {username:?} is already taken")]
+    UsernameTaken { username: String },
+    #[error("a user with the id {user_id:?} already exists")]
+    UserAlreadyExists { user_id: String },
+    #[error("the user was changed concurrently too often; retry the request")]
+    Aborted { user_id: String },
+    #[error("the database is unavailable")]
+    Unavailable(#[source] Cause),
+    #[error("internal error")]
+    Internal(#[source] Cause),
+}
+
+impl ServiceError {
+    pub fn invalid(reason: &'static str, message: impl Into<String>) -> Self {
+        ServiceError::InvalidArgument {
+            reason,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// A refused value, attributed to the request field it came from.
+    pub fn invalid_field(field: impl Into<String>, error: InvalidValue) -> Self {
+        let field = field.into();
+        ServiceError::InvalidArgument {
+            reason: error.reason,
+            message: format!("{field}: {}", error.message),
+            field: Some(field),
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ServiceError::InvalidArgument { .. } => ErrorKind::InvalidArgument,
+            ServiceError::Unauthenticated => ErrorKind::Unauthenticated,
+            ServiceError::UserNotFound { .. } | ServiceError::OrganizationNotFound { .. } => {
+                ErrorKind::NotFound
+            }
+            ServiceError::PermissionDenied { .. } => ErrorKind::PermissionDenied,
+            ServiceError::Refused { refusal, .. } => match refusal {
+                Refusal::Deleted => ErrorKind::NotFound,
+                _ => ErrorKind::FailedPrecondition,
+            },
+            ServiceError::UsernameTaken { .. } | ServiceError::UserAlreadyExists { .. } => {
+                ErrorKind::AlreadyExists
+            }
+            ServiceError::Aborted { .. } => ErrorKind::Aborted,
+            ServiceError::Unavailable(_) => ErrorKind::Unavailable,
+            ServiceError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// The stable, machine-readable reason (UPPER_SNAKE).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ServiceError::InvalidArgument { reason, .. } => reason,
+            ServiceError::Unauthenticated => "UNAUTHENTICATED",
+            ServiceError::UserNotFound { .. } => "USER_NOT_FOUND",
+            ServiceError::OrganizationNotFound { .. } => "ORGANIZATION_NOT_FOUND",
+            ServiceError::PermissionDenied { .. } => "PERMISSION_DENIED",
+            ServiceError::Refused { refusal, .. } => refusal.reason(),
+            ServiceError::UsernameTaken { .. } => "USERNAME_TAKEN",
+            ServiceError::UserAlreadyExists { .. } => "USER_ALREADY_EXISTS",
+            ServiceError::Aborted { .. } => "CONCURRENT_MODIFICATION",
+            ServiceError::Unavailable(_) => "DATABASE_UNAVAILABLE",
+            ServiceError::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// The message for the client: never the internal cause.
+    pub fn public_message(&self) -> String {
+        match self {
+            ServiceError::Unavailable(_) => "the database is unavailable; retry later".to_owned(),
+            ServiceError::Internal(_) => "internal error".to_owned(),
+            // A deleted user is reported exactly like one that never existed.
+            ServiceError::Refused {
+                refusal: Refusal::Deleted,
+                ..
+            } => "user not found".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Key/value pairs that help a client act on the error.
+    pub fn metadata(&self) -> Vec<(&'static str, String)> {
+        match self {
+            ServiceError::InvalidArgument {
+                field: Some(field), ..
+            } => vec![("field", field.clone())],
+            ServiceError::UserNotFound { user_id }
+            | ServiceError::Refused { user_id, .. }
+            | ServiceError::UserAlreadyExists { user_id }
+            | ServiceError::Aborted { user_id } => vec![("userId", user_id.clone())],
+            ServiceError::OrganizationNotFound { org_id } => {
+                vec![("organizationId", org_id.clone())]
+            }
+            ServiceError::PermissionDenied { permission } => {
+                vec![("permission", permission.as_str().to_owned())]
+            }
+            ServiceError::UsernameTaken { username } => vec![("username", username.clone())],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Failures reported by the driven storage ports.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another writer appended to the same stream first (optimistic concurrency).
+    #[error("concurrent modification")]
+    Conflict,
+    #[error("the user id is taken")]
+    UserIdTaken,
+    #[error("the username {0:?} is taken")]
+    UsernameTaken(String),
+    #[error("organization not found")]
+    OrganizationNotFound,
+    #[error("the database is unavailable: {0}")]
+    Unavailable(#[source] Cause),
+    #[error("storage error: {0}")]
+    Internal(#[source] Cause),
+}
+
+impl StoreError {
+    pub fn internal(message: impl fmt::Display) -> Self {
+        StoreError::Internal(message.to_string().into())
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    /// The mapping for store errors a use case does not handle itself.
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(cause) => ServiceError::Unavailable(cause),
+            other => ServiceError::Internal(Box::new(other)),
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! The driven storage ports.
+
+use async_trait::async_trait;
+use userd_domain::Timestamp;
+use userd_domain::authz::Caller;
+use userd_domain::user::{User, UserEvent};
+use userd_domain::values::UserId;
+
+pub use crate::error::StoreError;
+use crate::tokens::TokenHash;
+
+/// Users: an append-only event log plus the current state of every live user.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait UserRepository: Send + Sync {
+    /// The current state of a live user; `None` for an unknown or deleted id.
+    async fn find(&self, id: &UserId) -> Result<Option<User>, StoreError>;
+
+    /// Appends `event` and writes `state`, the state it leads to, in one transaction.
+    ///
+    /// The event's sequence must directly follow the stored one, else nothing is written
+    /// and the answer is [`StoreError::Conflict`] (another writer was first). A first event
+    /// (sequence 1) for an id that already has events is [`StoreError::UserIdTaken`]; a
+    /// username that clashes with a live user's is [`StoreError::UsernameTaken`]; an owner
+    /// organization that does not exist is [`StoreError::OrganizationNotFound`].
+    async fn append(&self, state: &User, event: &UserEvent) -> Result<(), StoreError>;
+}
+
+/// Resolves credentials to callers.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait Authorizer: Send + Sync {
+    /// The caller a token stands for, with all its roles; `None` when the token is
+    /// unknown, revoked, expired at `now`, or its user is deleted, inactive or locked.
+    async fn caller_for_token(
+        &self,
+        token: &TokenHash,
+        now: Timestamp,
+    ) -> Result<Option<Caller>, StoreError>;
+}
+
+/// Whether the storage answers.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait HealthProbe: Send + Sync {
+    async fn ping(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,370 @@
+//! The driving port ([`UserService`]) and its implementation ([`UserUseCases`]).
+//!
+//! Every use case runs its checks in the contract's order: authenticate (the caller was
+//! resolved from its token), authorize (no role in the user's organization: not found; a
+//! role without the permission: denied), the state machine's guard, then the write.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use userd_domain::Timestamp;
+use userd_domain::authz::{AccessError, Caller, Permission};
+use userd_domain::user::{Command, Contact, Refusal, User, UserCreated, UsernameEntry};
+use userd_domain::values::{
+    MAX_USERNAMES_PER_USER, OrgId, SchemaId, UserData, UserId, Username, UsernameId,
+};
+
+use crate::clock::Clock;
+use crate::error::{ServiceError, StoreError};
+use crate::ids::IdGenerator;
+use crate::repository::{Authorizer, HealthProbe, UserRepository};
+use crate::tokens::TokenHash;
+
+/// What the client presented to identify itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credentials {
+    None,
+    Bearer(String),
+}
+
+/// The user a request is about, and the organization the client expects it in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRef {
+    pub id: UserId,
+    pub expected_org: Option<OrgId>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewUsername {
+    pub username: Username,
+    pub organization_specific: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct NewUser {
+    /// The client's choice of id; the server makes one when absent.
+    pub user_id: Option<UserId>,
+    pub schema_id: Option<SchemaId>,
+    pub data: UserData,
+    pub contact: Contact,
+    pub usernames: Vec<NewUsername>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OwnerType {
+    System,
+    Instance,
+    Organization,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub kind: OwnerType,
+    pub id: String,
+}
+
+/// The `details` of a resource in a response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceDetails {
+    pub id: String,
+    pub created: Timestamp,
+    pub changed: Timestamp,
+    pub owner: Owner,
+    /// The sequence of the last event: the resource's version.
+    pub sequence: u64,
+}
+
+impl ResourceDetails {
+    pub fn of_user(user: &User) -> Self {
+        ResourceDetails {
+            id: user.id.to_string(),
+            created: user.created,
+            changed: user.changed,
+            owner: Owner {
+                kind: OwnerType::Organization,
+                id: user.org_id.to_string(),
+            },
+            sequence: user.sequence,
+        }
+    }
+}
+
+/// The use cases, as the HTTP adapter sees them.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait UserService: Send + Sync {
+    /// Resolves the request's credentials to a caller.
+    async fn authenticate(&self, credentials: &Credentials) -> Result<Caller, ServiceError>;
+
+    /// Creates a user in `org`, or in the caller's own organization when `None`.
+    async fn create_user(
+        &self,
+        caller: &Caller,
+        org: Option<OrgId>,
+        user: NewUser,
+    ) -> Result<ResourceDetails, ServiceError>;
+
+    async fn get_user(&self, caller: &Caller, target: &UserRef) -> Result<User, ServiceError>;
+
+    /// Patches, locks, unlocks, deactivates, activates or deletes a user.
+    async fn execute(
+        &self,
+        caller: &Caller,
+        target: &UserRef,
+        command: Command,
+    ) -> Result<ResourceDetails, ServiceError>;
+
+    /// Whether the service can do its work (the database answers).
+    async fn readiness(&self) -> Result<(), ServiceError>;
+}
+
+/// The driven ports the use cases need.
+#[derive(Clone)]
+pub struct Ports {
+    pub users: Arc<dyn UserRepository>,
+    pub authorizer: Arc<dyn Authorizer>,
+    pub health: Arc<dyn HealthProbe>,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdGenerator>,
+}
+
+/// How many times a write that lost a race is re-tried against the new state before the
+/// client gets ABORTED. Each lost race means another writer made progress.
+pub const DEFAULT_WRITE_ATTEMPTS: u32 = 16;
+
+pub struct UserUseCases {
+    ports: Ports,
+    write_attempts: u32,
+}
+
+impl UserUseCases {
+    pub fn new(ports: Ports) -> Self {
+        UserUseCases {
+            ports,
+            write_attempts: DEFAULT_WRITE_ATTEMPTS,
+        }
+    }
+
+    pub fn with_write_attempts(mut self, attempts: u32) -> Self {
+        self.write_attempts = attempts.max(1);
+        self
+    }
+
+    /// Loads a live user the caller may act on with `permission`.
+    async fn load_authorized(
+        &self,
+        caller: &Caller,
+        target: &UserRef,
+        permission: Permission,
+    ) -> Result<User, ServiceError> {
+        let not_found = || ServiceError::UserNotFound {
+            user_id: target.id.to_string(),
+        };
+        let user = self
+            .ports
+            .users
+            .find(&target.id)
+            .await?
+            .filter(|user| !user.is_deleted())
+            .ok_or_else(not_found)?;
+        if target
+            .expected_org
+            .as_ref()
+            .is_some_and(|org| *org != user.org_id)
+        {
+            return Err(not_found());
+        }
+        match caller.authorize(&user.org_id, permission) {
+            Ok(()) => Ok(user),
+            Err(AccessError::NotVisible) => Err(not_found()),
+            Err(AccessError::Denied(permission)) => {
+                Err(ServiceError::PermissionDenied { permission })
+            }
+        }
+    }
+
+    fn new_user_state(
+        &self,
+        caller: &Caller,
+        org_id: &OrgId,
+        user_id: UserId,
+        new_user: &NewUser,
+    ) -> Result<(User, userd_domain::user::UserEvent), ServiceError> {
+        let usernames = new_user
+            .usernames
+            .iter()
+            .map(|u| {
+                Ok(UsernameEntry {
+                    id: UsernameId::new(self.ports.ids.next_id())
+                        .map_err(|e| ServiceError::Internal(Box::new(e)))?,
+                    username: u.username.clone(),
+                    organization_specific: u.organization_specific,
+                })
+            })
+            .collect::<Result<Vec<_>, ServiceError>>()?;
+        let created = UserCreated {
+            org_id: org_id.clone(),
+            schema_id: new_user.schema_id.clone(),
+            data: new_user.data.clone(),
+            contact: new_user.contact.clone(),
+            usernames,
+        };
+        Ok(User::create(
+            user_id,
+            created,
+            self.ports.clock.now(),
+            Some(caller.user_id.clone()),
+        ))
+    }
+}
+
+fn check_usernames(usernames: &[NewUsername]) -> Result<(), ServiceError> {
+    if usernames.len() > MAX_USERNAMES_PER_USER {
+        return Err(ServiceError::InvalidArgument {
+            reason: "TOO_MANY_USERNAMES",
+            message: format!("a user may have at most {MAX_USERNAMES_PER_USER} usernames"),
+            field: Some("authenticators.usernames".to_owned()),
+        });
+    }
+    let mut keys: Vec<String> = usernames.iter().map(|u| u.username.key()).collect();
+    keys.sort();
+    if let Some(pair) = keys.windows(2).find(|pair| pair[0] == pair[1]) {
+        return Err(ServiceError::InvalidArgument {
+            reason: "DUPLICATE_USERNAME",
+            message: format!("the username {:?} is given twice", pair[0]),
+            field: Some("authenticators.usernames".to_owned()),
+        });
+    }
+    Ok(())
+}
+
+fn permission_for(command: &Command) -> Permission {
+    match command {
+        Command::Delete => Permission::UserDelete,
+        _ => Permission::UserWrite,
+    }
+}
+
+#[async_trait]
+impl UserService for UserUseCases {
+    async fn authenticate(&self, credentials: &Credentials) -> Result<Caller, ServiceError> {
+        let Credentials::Bearer(token) = credentials else {
+            return Err(ServiceError::Unauthenticated);
+        };
+        let hash = TokenHash::of(token);
+        self.ports
+            .authorizer
+            .caller_for_token(&hash, self.ports.clock.now())
+            .await?
+            .ok_or(ServiceError::Unauthenticated)
+    }
+
+    async fn create_user(
+        &self,
+        caller: &Caller,
+        org: Option<OrgId>,
+        new_user: NewUser,
+    ) -> Result<ResourceDetails, ServiceError> {
+        let org_id = org.unwrap_or_else(|| caller.org_id.clone());
+        match caller.authorize(&org_id, Permission::UserWrite) {
+            Ok(()) => {}
+            Err(AccessError::NotVisible) => {
+                return Err(ServiceError::OrganizationNotFound {
+                    org_id: org_id.to_string(),
+                });
+            }
+            Err(AccessError::Denied(permission)) => {
+                return Err(ServiceError::PermissionDenied { permission });
+            }
+        }
+        check_usernames(&new_user.usernames)?;
+
+        let client_chose_id = new_user.user_id.is_some();
+        for _ in 0..self.write_attempts {
+            let user_id = match &new_user.user_id {
+                Some(id) => id.clone(),
+                None => UserId::new(self.ports.ids.next_id())
+                    .map_err(|e| ServiceError::Internal(Box::new(e)))?,
+            };
+            let (user, event) = self.new_user_state(caller, &org_id, user_id, &new_user)?;
+            match self.ports.users.append(&user, &event).await {
+                Ok(()) => return Ok(ResourceDetails::of_user(&user)),
+                Err(StoreError::UserIdTaken) if client_chose_id => {
+                    return Err(ServiceError::UserAlreadyExists {
+                        user_id: user.id.to_string(),
+                    });
+                }
+                // A server-made id (of the user or of a username) clashed with one made by
+                // another process in the same millisecond: make new ones.
+                Err(StoreError::UserIdTaken | StoreError::Conflict) => {
+                    tracing::debug!(user_id = %user.id, "server-made id clashed; retrying");
+                }
+                Err(StoreError::UsernameTaken(username)) => {
+                    return Err(ServiceError::UsernameTaken { username });
+                }
+                Err(StoreError::OrganizationNotFound) => {
+                    return Err(ServiceError::OrganizationNotFound {
+                        org_id: org_id.to_string(),
+                    });
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(ServiceError::Internal(
+            "could not make a unique user id".into(),
+        ))
+    }
+
+    async fn get_user(&self, caller: &Caller, target: &UserRef) -> Result<User, ServiceError> {
+        self.load_authorized(caller, target, Permission::UserRead)
+            .await
+    }
+
+    async fn execute(
+        &self,
+        caller: &Caller,
+        target: &UserRef,
+        command: Command,
+    ) -> Result<ResourceDetails, ServiceError> {
+        let permission = permission_for(&command);
+        for attempt in 1..=self.write_attempts {
+            let user = self.load_authorized(caller, target, permission).await?;
+            let outcome = user
+                .execute(
+                    &command,
+                    self.ports.clock.now(),
+                    Some(caller.user_id.clone()),
+                )
+                .map_err(|refusal| match refusal {
+                    Refusal::Deleted => ServiceError::UserNotFound {
+                        user_id: target.id.to_string(),
+                    },
+                    refusal => ServiceError::Refused {
+                        refusal,
+                        user_id: target.id.to_string(),
+                    },
+                })?;
+            let Some((next, event)) = outcome else {
+                // Nothing would change: nothing is written.
+                return Ok(ResourceDetails::of_user(&user));
+            };
+            match self.ports.users.append(&next, &event).await {
+                Ok(()) => return Ok(ResourceDetails::of_user(&next)),
+                Err(StoreError::Conflict) => {
+                    tracing::debug!(user_id = %target.id, attempt, "lost a write race; reloading");
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(ServiceError::Aborted {
+            user_id: target.id.to_string(),
+        })
+    }
+
+    async fn readiness(&self) -> Result<(), ServiceError> {
+        self.ports.health.ping().await.map_err(ServiceError::from)
+    }
+}
+
+#[cfg(test)]
+mod tests;

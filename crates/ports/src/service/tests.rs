@@ -1,0 +1,648 @@
+//! The use cases against mocked ports: which checks run, in which order, and how every
+//! failure maps to a service error.
+
+use std::collections::BTreeMap;
+
+use mockall::Sequence;
+use mockall::predicate::{always, eq};
+use serde_json::json;
+use userd_domain::authz::{Role, RoleSet};
+use userd_domain::user::{UserChange, UserPatch};
+use userd_domain::values::Email;
+
+use super::*;
+use crate::clock::MockClock;
+use crate::error::ErrorKind;
+use crate::ids::MockIdGenerator;
+use crate::repository::{MockAuthorizer, MockHealthProbe, MockUserRepository};
+
+const NOW: i64 = 1_750_000_000_000_000;
+
+fn org(id: &str) -> OrgId {
+    OrgId::new(id).unwrap()
+}
+
+fn user_id(id: &str) -> UserId {
+    UserId::new(id).unwrap()
+}
+
+fn caller_with(instance: &[Role], in_org: &[(&str, &[Role])]) -> Caller {
+    Caller {
+        user_id: user_id("caller"),
+        org_id: org("home"),
+        instance_roles: RoleSet::new(instance.iter().copied()),
+        org_roles: in_org
+            .iter()
+            .map(|(id, roles)| (org(id), RoleSet::new(roles.iter().copied())))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+fn admin() -> Caller {
+    caller_with(&[Role::IamOwner], &[])
+}
+
+fn stored_user(id: &str, org_id: &str) -> User {
+    let created = UserCreated {
+        org_id: org(org_id),
+        schema_id: None,
+        data: UserData::from_value(json!({"givenName": "Ada"})).unwrap(),
+        contact: Contact::default(),
+        usernames: Vec::new(),
+    };
+    User::create(
+        user_id(id),
+        created,
+        Timestamp::from_unix_micros(NOW - 1_000),
+        None,
+    )
+    .0
+}
+
+fn locked(user: User) -> User {
+    user.execute(&Command::Lock, Timestamp::from_unix_micros(NOW - 500), None)
+        .unwrap()
+        .unwrap()
+        .0
+}
+
+struct Mocks {
+    users: MockUserRepository,
+    authorizer: MockAuthorizer,
+    health: MockHealthProbe,
+    ids: MockIdGenerator,
+}
+
+impl Mocks {
+    fn new() -> Self {
+        let mut ids = MockIdGenerator::new();
+        let mut next = 1000u64;
+        ids.expect_next_id().returning(move || {
+            next += 1;
+            next.to_string()
+        });
+        Mocks {
+            users: MockUserRepository::new(),
+            authorizer: MockAuthorizer::new(),
+            health: MockHealthProbe::new(),
+            ids,
+        }
+    }
+
+    fn finding(mut self, user: Option<User>) -> Self {
+        self.users
+            .expect_find()
+            .returning(move |_| Ok(user.clone()));
+        self
+    }
+
+    fn never_writing(mut self) -> Self {
+        self.users.expect_append().never();
+        self
+    }
+
+    fn build(self) -> UserUseCases {
+        let mut clock = MockClock::new();
+        clock
+            .expect_now()
+            .returning(|| Timestamp::from_unix_micros(NOW));
+        UserUseCases::new(Ports {
+            users: Arc::new(self.users),
+            authorizer: Arc::new(self.authorizer),
+            health: Arc::new(self.health),
+            clock: Arc::new(clock),
+            ids: Arc::new(self.ids),
+        })
+        .with_write_attempts(4)
+    }
+}
+
+fn target(id: &str) -> UserRef {
+    UserRef {
+        id: user_id(id),
+        expected_org: None,
+    }
+}
+
+fn unavailable() -> StoreError {
+    StoreError::Unavailable("connection refused".into())
+}
+
+// --- authenticate ------------------------------------------------------------------
+
+#[tokio::test]
+async fn no_credentials_are_unauthenticated_without_a_lookup() {
+    let mut mocks = Mocks::new();
+    mocks.authorizer.expect_caller_for_token().never();
+    let result = mocks.build().authenticate(&Credentials::None).await;
+    assert!(matches!(result, Err(ServiceError::Unauthenticated)));
+}
+
+#[tokio::test]
+async fn tokens_are_looked_up_by_hash_only() {
+    let mut mocks = Mocks::new();
+    mocks
+        .authorizer
+        .expect_caller_for_token()
+        .with(
+            eq(TokenHash::of("secret")),
+            eq(Timestamp::from_unix_micros(NOW)),
+        )
+        .times(1)
+        .returning(|_, _| Ok(Some(admin())));
+    let caller = mocks
+        .build()
+        .authenticate(&Credentials::Bearer("secret".into()))
+        .await
+        .unwrap();
+    assert_eq!(caller, admin());
+}
+
+#[tokio::test]
+async fn unknown_tokens_are_unauthenticated_and_outages_unavailable() {
+    let mut mocks = Mocks::new();
+    mocks
+        .authorizer
+        .expect_caller_for_token()
+        .times(1)
+        .returning(|_, _| Ok(None));
+    let result = mocks
+        .build()
+        .authenticate(&Credentials::Bearer("x".into()))
+        .await;
+    assert_eq!(
+        result.map_err(|e| e.kind()),
+        Err(ErrorKind::Unauthenticated)
+    );
+
+    let mut mocks = Mocks::new();
+    mocks
+        .authorizer
+        .expect_caller_for_token()
+        .returning(|_, _| Err(unavailable()));
+    let result = mocks
+        .build()
+        .authenticate(&Credentials::Bearer("x".into()))
+        .await;
+    assert_eq!(result.map_err(|e| e.kind()), Err(ErrorKind::Unavailable));
+}
+
+// --- order of checks on an existing user --------------------------------------------
+
+#[tokio::test]
+async fn load_then_authorize_then_guard_then_write() {
+    let mut mocks = Mocks::new();
+    let mut order = Sequence::new();
+    let user = stored_user("u1", "acme");
+    mocks
+        .users
+        .expect_find()
+        .with(eq(user_id("u1")))
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(move |_| Ok(Some(user.clone())));
+    mocks
+        .users
+        .expect_append()
+        .withf(|state, event| {
+            event.change == UserChange::Locked
+                && event.sequence == 2
+                && event.actor == Some(user_id("caller"))
+                && event.at == Timestamp::from_unix_micros(NOW)
+                && state.locked
+                && state.sequence == 2
+        })
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_, _| Ok(()));
+
+    let details = mocks
+        .build()
+        .execute(&admin(), &target("u1"), Command::Lock)
+        .await
+        .unwrap();
+    assert_eq!(details.id, "u1");
+    assert_eq!(details.changed, Timestamp::from_unix_micros(NOW));
+    assert_eq!(details.created, Timestamp::from_unix_micros(NOW - 1_000));
+    assert_eq!(
+        details.owner,
+        Owner {
+            kind: OwnerType::Organization,
+            id: "acme".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_user_is_not_found_and_nothing_is_written() {
+    let service = Mocks::new().finding(None).never_writing().build();
+    let error = service
+        .execute(&admin(), &target("ghost"), Command::Unlock)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NotFound);
+    assert_eq!(error.reason(), "USER_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn a_user_out_of_reach_is_indistinguishable_from_a_missing_one() {
+    let outsider = caller_with(&[], &[("other", &[Role::OrgOwner])]);
+    let hidden = Mocks::new()
+        .finding(Some(locked(stored_user("u1", "acme"))))
+        .never_writing()
+        .build()
+        .execute(&outsider, &target("u1"), Command::Unlock)
+        .await
+        .unwrap_err();
+    let missing = Mocks::new()
+        .finding(None)
+        .never_writing()
+        .build()
+        .execute(&outsider, &target("u1"), Command::Unlock)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (
+            hidden.kind(),
+            hidden.reason(),
+            hidden.public_message(),
+            hidden.metadata()
+        ),
+        (
+            missing.kind(),
+            missing.reason(),
+            missing.public_message(),
+            missing.metadata()
+        )
+    );
+}
+
+#[tokio::test]
+async fn permission_is_checked_before_the_state_machine() {
+    // The user is not locked, so unlock would be refused by the guard; a viewer must
+    // learn nothing of that and is denied first.
+    let viewer = caller_with(&[], &[("acme", &[Role::OrgUserViewer])]);
+    let error = Mocks::new()
+        .finding(Some(stored_user("u1", "acme")))
+        .never_writing()
+        .build()
+        .execute(&viewer, &target("u1"), Command::Unlock)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::PermissionDenied);
+    assert_eq!(
+        error.metadata(),
+        vec![("permission", "user.write".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn delete_needs_user_delete_and_reading_needs_user_read() {
+    let writer_without_delete = Caller {
+        org_roles: BTreeMap::new(),
+        ..caller_with(&[], &[("acme", &[Role::OrgUserViewer])])
+    };
+    // A caller with no role at all does not see the user.
+    let error = Mocks::new()
+        .finding(Some(stored_user("u1", "acme")))
+        .never_writing()
+        .build()
+        .execute(&writer_without_delete, &target("u1"), Command::Delete)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NotFound);
+
+    let viewer = caller_with(&[], &[("acme", &[Role::OrgUserViewer])]);
+    let service = Mocks::new()
+        .finding(Some(stored_user("u1", "acme")))
+        .never_writing()
+        .build();
+    let error = service
+        .execute(&viewer, &target("u1"), Command::Delete)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.metadata(),
+        vec![("permission", "user.delete".to_owned())]
+    );
+    assert_eq!(
+        service.get_user(&viewer, &target("u1")).await.unwrap().id,
+        user_id("u1")
+    );
+}
+
+#[tokio::test]
+async fn guard_refusals_map_to_failed_precondition_and_write_nothing() {
+    let cases = [
+        (
+            stored_user("u1", "acme"),
+            Command::Unlock,
+            "USER_NOT_LOCKED",
+        ),
+        (
+            locked(stored_user("u1", "acme")),
+            Command::Lock,
+            "USER_ALREADY_LOCKED",
+        ),
+        (
+            stored_user("u1", "acme"),
+            Command::Activate,
+            "USER_NOT_INACTIVE",
+        ),
+    ];
+    for (user, command, reason) in cases {
+        let error = Mocks::new()
+            .finding(Some(user))
+            .never_writing()
+            .build()
+            .execute(&admin(), &target("u1"), command)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (error.kind(), error.reason()),
+            (ErrorKind::FailedPrecondition, reason)
+        );
+        assert_eq!(error.metadata(), vec![("userId", "u1".to_owned())]);
+    }
+}
+
+#[tokio::test]
+async fn a_user_in_another_organization_than_expected_is_not_found() {
+    let error = Mocks::new()
+        .finding(Some(stored_user("u1", "acme")))
+        .never_writing()
+        .build()
+        .get_user(
+            &admin(),
+            &UserRef {
+                id: user_id("u1"),
+                expected_org: Some(org("globex")),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.reason(), "USER_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn a_patch_that_changes_nothing_writes_nothing() {
+    let user = stored_user("u1", "acme");
+    let patch = UserPatch {
+        data: Some(user.data.clone()),
+        ..UserPatch::default()
+    };
+    let details = Mocks::new()
+        .finding(Some(user.clone()))
+        .never_writing()
+        .build()
+        .execute(&admin(), &target("u1"), Command::Patch(patch))
+        .await
+        .unwrap();
+    assert_eq!(details, ResourceDetails::of_user(&user));
+}
+
+// --- optimistic concurrency ---------------------------------------------------------
+
+#[tokio::test]
+async fn a_lost_race_reloads_and_rechecks_the_guard() {
+    let mut mocks = Mocks::new();
+    let mut loads = 0;
+    mocks.users.expect_find().times(2).returning(move |_| {
+        loads += 1;
+        // The second load sees the winner's lock.
+        let user = stored_user("u1", "acme");
+        Ok(Some(if loads == 1 { user } else { locked(user) }))
+    });
+    mocks
+        .users
+        .expect_append()
+        .times(1)
+        .returning(|_, _| Err(StoreError::Conflict));
+    let error = mocks
+        .build()
+        .execute(&admin(), &target("u1"), Command::Lock)
+        .await
+        .unwrap_err();
+    assert_eq!(error.reason(), "USER_ALREADY_LOCKED");
+}
+
+#[tokio::test]
+async fn endless_races_end_in_aborted() {
+    let mut mocks = Mocks::new().finding(Some(stored_user("u1", "acme")));
+    mocks
+        .users
+        .expect_append()
+        .times(4)
+        .returning(|_, _| Err(StoreError::Conflict));
+    let error = mocks
+        .build()
+        .execute(&admin(), &target("u1"), Command::Deactivate)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (error.kind(), error.reason()),
+        (ErrorKind::Aborted, "CONCURRENT_MODIFICATION")
+    );
+}
+
+#[tokio::test]
+async fn storage_outages_are_unavailable_and_other_failures_internal() {
+    let mut mocks = Mocks::new();
+    mocks.users.expect_find().returning(|_| Err(unavailable()));
+    let error = mocks
+        .build()
+        .execute(&admin(), &target("u1"), Command::Lock)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unavailable);
+    assert!(!error.public_message().contains("connection refused"));
+
+    let mut mocks = Mocks::new().finding(Some(stored_user("u1", "acme")));
+    mocks
+        .users
+        .expect_append()
+        .returning(|_, _| Err(StoreError::internal("syntax error at or near \"SELEC\"")));
+    let error = mocks
+        .build()
+        .execute(&admin(), &target("u1"), Command::Lock)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Internal);
+    assert_eq!(error.public_message(), "internal error");
+}
+
+// --- create -------------------------------------------------------------------------
+
+fn new_user(usernames: &[&str]) -> NewUser {
+    NewUser {
+        usernames: usernames
+            .iter()
+            .map(|u| NewUsername {
+                username: Username::new(*u).unwrap(),
+                organization_specific: true,
+            })
+            .collect(),
+        contact: Contact {
+            email: Some(userd_domain::user::EmailContact {
+                address: Email::new("ada@example.com").unwrap(),
+                verified: true,
+            }),
+            phone: None,
+        },
+        ..NewUser::default()
+    }
+}
+
+#[tokio::test]
+async fn create_defaults_to_the_callers_organization_and_a_server_made_id() {
+    let mut mocks = Mocks::new();
+    mocks
+        .users
+        .expect_append()
+        .withf(|state, event| {
+            state.org_id == org("home")
+                && state.id.as_str() == "1001"
+                && state.usernames.len() == 1
+                && state.usernames[0].id.as_str() == "1002"
+                && event.sequence == 1
+                && event.change.event_type() == "user.created"
+                && event.actor == Some(user_id("caller"))
+        })
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let details = mocks
+        .build()
+        .create_user(&admin(), None, new_user(&["ada"]))
+        .await
+        .unwrap();
+    assert_eq!(details.id, "1001");
+    assert_eq!(
+        (details.created, details.changed),
+        (details.created, details.created)
+    );
+    assert_eq!(details.owner.id, "home");
+}
+
+#[tokio::test]
+async fn create_checks_the_target_organization_before_anything_else() {
+    let manager_elsewhere = caller_with(&[], &[("acme", &[Role::OrgUserManager])]);
+    let error = Mocks::new()
+        .never_writing()
+        .build()
+        .create_user(
+            &manager_elsewhere,
+            Some(org("globex")),
+            new_user(&["ada", "ada"]),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (error.kind(), error.reason()),
+        (ErrorKind::NotFound, "ORGANIZATION_NOT_FOUND")
+    );
+
+    let viewer = caller_with(&[], &[("acme", &[Role::OrgUserViewer])]);
+    let error = Mocks::new()
+        .never_writing()
+        .build()
+        .create_user(&viewer, Some(org("acme")), new_user(&["ada"]))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::PermissionDenied);
+}
+
+#[tokio::test]
+async fn create_refuses_the_same_username_twice_in_one_request() {
+    let error = Mocks::new()
+        .never_writing()
+        .build()
+        .create_user(&admin(), None, new_user(&["Ada", "ada"]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (error.kind(), error.reason()),
+        (ErrorKind::InvalidArgument, "DUPLICATE_USERNAME")
+    );
+}
+
+#[tokio::test]
+async fn create_maps_store_refusals() {
+    type Case = (
+        Option<&'static str>,
+        fn() -> StoreError,
+        ErrorKind,
+        &'static str,
+    );
+    let cases: [Case; 3] = [
+        (
+            Some("ada-id"),
+            || StoreError::UserIdTaken,
+            ErrorKind::AlreadyExists,
+            "USER_ALREADY_EXISTS",
+        ),
+        (
+            None,
+            || StoreError::UsernameTaken("ada".into()),
+            ErrorKind::AlreadyExists,
+            "USERNAME_TAKEN",
+        ),
+        (
+            None,
+            || StoreError::OrganizationNotFound,
+            ErrorKind::NotFound,
+            "ORGANIZATION_NOT_FOUND",
+        ),
+    ];
+    for (chosen_id, store_error, kind, reason) in cases {
+        let mut mocks = Mocks::new();
+        mocks
+            .users
+            .expect_append()
+            .times(1)
+            .returning(move |_, _| Err(store_error()));
+        let mut user = new_user(&["ada"]);
+        user.user_id = chosen_id.map(user_id);
+        let error = mocks
+            .build()
+            .create_user(&admin(), None, user)
+            .await
+            .unwrap_err();
+        assert_eq!((error.kind(), error.reason()), (kind, reason));
+    }
+}
+
+#[tokio::test]
+async fn a_clash_of_server_made_ids_is_retried_with_new_ids() {
+    let mut mocks = Mocks::new();
+    let mut seen = Vec::new();
+    mocks
+        .users
+        .expect_append()
+        .with(always(), always())
+        .times(2)
+        .returning(move |state, _| {
+            seen.push(state.id.clone());
+            if seen.len() == 1 {
+                Err(StoreError::UserIdTaken)
+            } else {
+                Ok(())
+            }
+        });
+    let details = mocks
+        .build()
+        .create_user(&admin(), None, new_user(&[]))
+        .await
+        .unwrap();
+    assert_eq!(details.id, "1002", "the second attempt used a fresh id");
+}
+
+#[tokio::test]
+async fn readiness_follows_the_database() {
+    let mut mocks = Mocks::new();
+    mocks.health.expect_ping().times(1).returning(|| Ok(()));
+    assert!(mocks.build().readiness().await.is_ok());
+    let mut mocks = Mocks::new();
+    mocks.health.expect_ping().returning(|| Err(unavailable()));
+    let error = mocks.build().readiness().await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unavailable);
+}
