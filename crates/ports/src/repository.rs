@@ -45,3 +45,30 @@ pub trait Authorizer: Send + Sync {
 pub trait HealthProbe: Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
 }
+
+/// An organization: the owner of users.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Organization {
+    pub id: userd_domain::values::OrgId,
+    pub name: String,
+    pub created: Timestamp,
+    pub changed: Timestamp,
+}
+
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait OrganizationRepository: Send + Sync {
+    async fn create_organization(&self, organization: &Organization) -> Result<(), StoreError>;
+    async fn find_organization(
+        &self,
+        id: &userd_domain::values::OrgId,
+    ) -> Result<Option<Organization>, StoreError>;
+}
+
+/// Reading the event log, for audits and tests.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// Every event of a user, deleted or not, in order.
+    async fn user_events(&self, id: &UserId) -> Result<Vec<UserEvent>, StoreError>;
+}

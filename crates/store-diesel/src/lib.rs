@@ -1,1 +1,20 @@
+//! userd's storage adapter: diesel over SQLite (the embedded default) and PostgreSQL.
+//!
+//! Users are stored as an append-only event log (`events`) plus their current state
+//! (`users`, `usernames`), both written in one transaction. The backend follows the
+//! database URL's scheme. Diesel is synchronous, so every checkout and query runs on
+//! tokio's blocking pool ([`Database::run`]); the async ports never block a worker.
 
+mod auth;
+mod bootstrap;
+mod connection;
+mod errors;
+mod migrations;
+mod organizations;
+mod projection;
+mod schema;
+mod users;
+
+pub use connection::{Backend, Database, DatabaseTarget, DbConnection, PoolSettings};
+pub use errors::OpenError;
+pub use projection::{ProjectionDrift, ProjectionRow};

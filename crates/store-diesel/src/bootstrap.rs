@@ -1,0 +1,68 @@
+use async_trait::async_trait;
+use diesel::prelude::*;
+use userd_domain::authz::{Role, RoleSet};
+use userd_ports::bootstrap::{BootstrapPlan, BootstrapStore};
+use userd_ports::error::StoreError;
+
+use crate::auth::format_roles;
+use crate::connection::{Database, DbConnection, write_transaction};
+use crate::errors::store_error;
+use crate::schema::{instance_members, organizations, personal_access_tokens};
+use crate::users::UserWrite;
+
+/// Serializes the first start of several processes on one PostgreSQL database.
+const BOOTSTRAP_LOCK: i64 = 0x7573_6572_645f_6273; // "userd_bs"
+
+#[async_trait]
+impl BootstrapStore for Database {
+    async fn bootstrap_if_empty(&self, plan: &BootstrapPlan) -> Result<bool, StoreError> {
+        let plan = plan.clone();
+        self.run(move |conn| write_transaction(conn, |conn| bootstrap(conn, &plan)))
+            .await
+    }
+}
+
+fn bootstrap(conn: &mut DbConnection, plan: &BootstrapPlan) -> Result<bool, StoreError> {
+    if let DbConnection::Postgres(pg) = conn {
+        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({BOOTSTRAP_LOCK})"))
+            .execute(pg)
+            .map_err(store_error)?;
+    }
+    let organizations_present: i64 = organizations::table
+        .count()
+        .get_result(conn)
+        .map_err(store_error)?;
+    if organizations_present > 0 {
+        return Ok(false);
+    }
+    let at = plan.at.unix_micros();
+    diesel::insert_into(organizations::table)
+        .values((
+            organizations::id.eq(plan.org_id.as_str()),
+            organizations::name.eq(&plan.org_name),
+            organizations::created_at_us.eq(at),
+            organizations::changed_at_us.eq(at),
+        ))
+        .execute(conn)
+        .map_err(store_error)?;
+    UserWrite::new(&plan.admin, &plan.admin_created).apply(conn)?;
+    diesel::insert_into(instance_members::table)
+        .values((
+            instance_members::user_id.eq(plan.admin.id.as_str()),
+            instance_members::roles.eq(format_roles(&RoleSet::new([Role::IamOwner]))),
+            instance_members::created_at_us.eq(at),
+            instance_members::changed_at_us.eq(at),
+        ))
+        .execute(conn)
+        .map_err(store_error)?;
+    diesel::insert_into(personal_access_tokens::table)
+        .values((
+            personal_access_tokens::id.eq(&plan.token_id),
+            personal_access_tokens::user_id.eq(plan.admin.id.as_str()),
+            personal_access_tokens::token_hash.eq(plan.token_hash.as_str()),
+            personal_access_tokens::created_at_us.eq(at),
+        ))
+        .execute(conn)
+        .map_err(store_error)?;
+    Ok(true)
+}

@@ -1,0 +1,337 @@
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::r2d2::R2D2Connection;
+use diesel::{Connection, PgConnection, SqliteConnection};
+use userd_ports::error::StoreError;
+
+use crate::errors::{OpenError, store_error};
+
+/// One connection to either backend; the schema and queries are shared.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// Where the data lives, parsed from `database.url`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseTarget {
+    /// `sqlite://relative/path.db` or `sqlite:///absolute/path.db`.
+    Sqlite(PathBuf),
+    /// `postgres://...` or `postgresql://...`, handed to libpq as is.
+    Postgres(String),
+}
+
+impl DatabaseTarget {
+    pub fn parse(url: &str) -> Result<Self, OpenError> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(OpenError::Url(
+                    "a sqlite URL needs a file path, like sqlite://data/userd.db".into(),
+                ));
+            }
+            return Ok(DatabaseTarget::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseTarget::Postgres(url.to_owned()));
+        }
+        let scheme = url.split_once("://").map_or(url, |(scheme, _)| scheme);
+        Err(OpenError::Url(format!(
+            "unsupported database URL scheme {scheme:?}: use sqlite:// or postgres://"
+        )))
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            DatabaseTarget::Sqlite(_) => Backend::Sqlite,
+            DatabaseTarget::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The URL without any password, for logs.
+    pub fn redacted(&self) -> String {
+        match self {
+            DatabaseTarget::Sqlite(path) => format!("sqlite://{}", path.display()),
+            DatabaseTarget::Postgres(url) => redact_password(url),
+        }
+    }
+}
+
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((credentials, host)) if credentials.contains(':') => {
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Pool settings from the configuration.
+#[derive(Clone, Debug)]
+pub struct PoolSettings {
+    pub max_size: u32,
+    /// How long a request waits for a free connection before it is told the database is
+    /// unavailable.
+    pub checkout_timeout: Duration,
+    /// How long SQLite waits for a lock held by another writer.
+    pub sqlite_busy_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            max_size: 10,
+            checkout_timeout: Duration::from_secs(5),
+            sqlite_busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Opens connections to the configured backend. Unlike diesel's generic manager it
+/// never guesses the backend from a URL that failed to open.
+#[derive(Debug)]
+pub(crate) struct Manager {
+    target: DatabaseTarget,
+    sqlite_busy_timeout: Duration,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, Self::Error> {
+        match &self.target {
+            DatabaseTarget::Postgres(url) => PgConnection::establish(url)
+                .map(DbConnection::Postgres)
+                .map_err(diesel::r2d2::Error::ConnectionError),
+            DatabaseTarget::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(&path.to_string_lossy())
+                    .map_err(diesel::r2d2::Error::ConnectionError)?;
+                // busy_timeout first, so that switching to WAL waits for other writers.
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                    self.sqlite_busy_timeout.as_millis()
+                ))
+                .map_err(diesel::r2d2::Error::QueryError)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        conn.is_broken()
+    }
+}
+
+type Pool = r2d2::Pool<Manager>;
+
+/// A pool of connections and the blocking-thread bridge to it.
+#[derive(Clone)]
+pub struct Database {
+    pool: Arc<Pool>,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("backend", &self.backend)
+            .field("state", &self.pool.state())
+            .finish()
+    }
+}
+
+impl Database {
+    /// Opens a pool. Connections are made lazily, so this succeeds while the database is
+    /// down; [`Database::migrate`] is the first real contact.
+    pub fn open(target: &DatabaseTarget, settings: &PoolSettings) -> Result<Database, OpenError> {
+        if let DatabaseTarget::Sqlite(path) = target {
+            create_parent_dir(path)?;
+        }
+        let manager = Manager {
+            target: target.clone(),
+            sqlite_busy_timeout: settings.sqlite_busy_timeout,
+        };
+        let pool = r2d2::Pool::builder()
+            .max_size(settings.max_size.max(1))
+            .min_idle(Some(0))
+            .connection_timeout(settings.checkout_timeout)
+            .error_handler(Box::new(LogPoolErrors))
+            .build_unchecked(manager);
+        Ok(Database {
+            pool: Arc::new(pool),
+            backend: target.backend(),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Connections in use and idle, for metrics.
+    pub fn pool_state(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (
+            state.connections - state.idle_connections,
+            state.idle_connections,
+        )
+    }
+
+    /// Runs `work` with a pooled connection on tokio's blocking pool, in the caller's
+    /// tracing span.
+    pub async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = Arc::clone(&self.pool);
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            span.in_scope(|| {
+                let mut conn = pool
+                    .get()
+                    .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+                work(&mut conn)
+            })
+        })
+        .await
+        .map_err(|e| StoreError::internal(format!("database task failed: {e}")))?
+    }
+
+    /// A connection for blocking callers outside tokio (start-up, CLI, tests).
+    pub(crate) fn connection(&self) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
+        self.pool
+            .get()
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))
+    }
+}
+
+fn create_parent_dir(path: &Path) -> Result<(), OpenError> {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => std::fs::create_dir_all(parent)
+            .map_err(|e| OpenError::Url(format!("cannot create {}: {e}", parent.display()))),
+        _ => Ok(()),
+    }
+}
+
+#[derive(Debug)]
+struct LogPoolErrors;
+
+impl r2d2::HandleError<diesel::r2d2::Error> for LogPoolErrors {
+    fn handle_error(&self, error: diesel::r2d2::Error) {
+        tracing::warn!(error = %error, "database connection failed");
+    }
+}
+
+/// Runs `work` in a transaction that holds the write lock from its first statement.
+///
+/// On SQLite that is `BEGIN IMMEDIATE`: a deferred transaction that reads before it writes
+/// fails with SQLITE_BUSY instead of waiting when another writer went first.
+pub(crate) fn write_transaction<T, F>(conn: &mut DbConnection, work: F) -> Result<T, StoreError>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, StoreError>,
+{
+    transaction(conn, "BEGIN IMMEDIATE", "BEGIN", work)
+}
+
+/// Runs `work` in a read-only transaction that sees one snapshot for all its statements.
+pub(crate) fn snapshot_transaction<T, F>(conn: &mut DbConnection, work: F) -> Result<T, StoreError>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, StoreError>,
+{
+    transaction(
+        conn,
+        "BEGIN DEFERRED",
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        work,
+    )
+}
+
+fn transaction<T, F>(
+    conn: &mut DbConnection,
+    sqlite_begin: &str,
+    postgres_begin: &str,
+    work: F,
+) -> Result<T, StoreError>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, StoreError>,
+{
+    match conn {
+        DbConnection::Sqlite(sqlite) => {
+            AnsiTransactionManager::begin_transaction_sql(sqlite, sqlite_begin)
+        }
+        DbConnection::Postgres(pg) => {
+            AnsiTransactionManager::begin_transaction_sql(pg, postgres_begin)
+        }
+    }
+    .map_err(store_error)?;
+    match work(conn) {
+        Ok(value) => {
+            <DbConnection as Connection>::TransactionManager::commit_transaction(conn)
+                .map_err(store_error)?;
+            Ok(value)
+        }
+        Err(error) => {
+            if let Err(rollback) =
+                <DbConnection as Connection>::TransactionManager::rollback_transaction(conn)
+            {
+                tracing::warn!(error = %rollback, "rollback failed");
+            }
+            Err(error)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backend_follows_the_scheme() {
+        assert_eq!(
+            DatabaseTarget::parse("sqlite://data/userd.db").unwrap(),
+            DatabaseTarget::Sqlite(PathBuf::from("data/userd.db"))
+        );
+        assert_eq!(
+            DatabaseTarget::parse("sqlite:///var/lib/userd.db").unwrap(),
+            DatabaseTarget::Sqlite(PathBuf::from("/var/lib/userd.db"))
+        );
+        assert_eq!(
+            DatabaseTarget::parse("postgresql://u@h/db")
+                .unwrap()
+                .backend(),
+            Backend::Postgres
+        );
+        for bad in ["mysql://root@localhost/db", "data/userd.db", "sqlite://"] {
+            assert!(DatabaseTarget::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_never_reach_logs() {
+        let target = DatabaseTarget::parse("postgres://app:s3cret@db:5432/userd").unwrap();
+        assert_eq!(target.redacted(), "postgres://app:***@db:5432/userd");
+        let target = DatabaseTarget::parse("postgres://app@db/userd").unwrap();
+        assert_eq!(target.redacted(), "postgres://app@db/userd");
+    }
+}

@@ -1,0 +1,306 @@
+//! The current-state tables as a function of the domain state, and the check that they
+//! equal the fold of the event log.
+
+use std::collections::BTreeMap;
+
+use diesel::prelude::*;
+use userd_domain::Timestamp;
+use userd_domain::user::{
+    Contact, EmailContact, Lifecycle, PhoneContact, User, UserChange, UserEvent, UsernameEntry,
+};
+use userd_domain::values::{Email, OrgId, Phone, SchemaId, UserData, UserId};
+use userd_ports::error::StoreError;
+
+use crate::connection::{Database, DbConnection};
+use crate::errors::store_error;
+use crate::schema::{events, usernames, users};
+
+/// The aggregate type of user streams in the event log.
+pub(crate) const USER_AGGREGATE: &str = "user";
+
+/// One row of the `users` table.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = users, treat_none_as_null = true)]
+pub struct ProjectionRow {
+    pub id: String,
+    pub org_id: String,
+    pub schema_id: Option<String>,
+    pub data: String,
+    pub email: Option<String>,
+    pub email_key: Option<String>,
+    pub email_verified: bool,
+    pub phone: Option<String>,
+    pub phone_verified: bool,
+    pub usernames: String,
+    pub lifecycle: String,
+    pub locked: bool,
+    pub state: String,
+    pub created_at_us: i64,
+    pub changed_at_us: i64,
+    pub sequence: i64,
+}
+
+fn to_i64(sequence: u64) -> i64 {
+    i64::try_from(sequence).unwrap_or(i64::MAX)
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::internal(format!("corrupt user row: {what}"))
+}
+
+impl ProjectionRow {
+    pub fn of(user: &User) -> ProjectionRow {
+        let email = user.contact.email.as_ref();
+        let phone = user.contact.phone.as_ref();
+        ProjectionRow {
+            id: user.id.to_string(),
+            org_id: user.org_id.to_string(),
+            schema_id: user.schema_id.as_ref().map(ToString::to_string),
+            data: serde_json::Value::Object(user.data.as_map().clone()).to_string(),
+            email: email.map(|e| e.address.as_str().to_owned()),
+            email_key: email.map(|e| e.address.as_str().to_lowercase()),
+            email_verified: email.is_some_and(|e| e.verified),
+            phone: phone.map(|p| p.number.as_str().to_owned()),
+            phone_verified: phone.is_some_and(|p| p.verified),
+            // A Vec of plain structs always encodes.
+            usernames: serde_json::to_string(&user.usernames).unwrap_or_default(),
+            lifecycle: match user.lifecycle {
+                Lifecycle::Active => "ACTIVE",
+                Lifecycle::Inactive => "INACTIVE",
+                Lifecycle::Deleted => "DELETED",
+            }
+            .to_owned(),
+            locked: user.locked,
+            state: user.state().as_str().to_owned(),
+            created_at_us: user.created.unix_micros(),
+            changed_at_us: user.changed.unix_micros(),
+            sequence: to_i64(user.sequence),
+        }
+    }
+
+    pub fn into_user(self) -> Result<User, StoreError> {
+        let data: serde_json::Value = serde_json::from_str(&self.data).map_err(corrupt)?;
+        let usernames: Vec<UsernameEntry> =
+            serde_json::from_str(&self.usernames).map_err(corrupt)?;
+        let email = self
+            .email
+            .map(|address| {
+                Ok::<_, StoreError>(EmailContact {
+                    address: Email::new(address).map_err(corrupt)?,
+                    verified: self.email_verified,
+                })
+            })
+            .transpose()?;
+        let phone = self
+            .phone
+            .map(|number| {
+                Ok::<_, StoreError>(PhoneContact {
+                    number: Phone::new(number).map_err(corrupt)?,
+                    verified: self.phone_verified,
+                })
+            })
+            .transpose()?;
+        Ok(User {
+            id: UserId::new(self.id).map_err(corrupt)?,
+            org_id: OrgId::new(self.org_id).map_err(corrupt)?,
+            schema_id: self
+                .schema_id
+                .map(SchemaId::new)
+                .transpose()
+                .map_err(corrupt)?,
+            data: UserData::from_value(data).map_err(corrupt)?,
+            contact: Contact { email, phone },
+            usernames,
+            lifecycle: match self.lifecycle.as_str() {
+                "ACTIVE" => Lifecycle::Active,
+                "INACTIVE" => Lifecycle::Inactive,
+                other => return Err(corrupt(format!("lifecycle {other:?}"))),
+            },
+            locked: self.locked,
+            created: Timestamp::from_unix_micros(self.created_at_us),
+            changed: Timestamp::from_unix_micros(self.changed_at_us),
+            sequence: u64::try_from(self.sequence).map_err(corrupt)?,
+        })
+    }
+}
+
+/// One row of the `usernames` table.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Queryable, Selectable, Insertable)]
+#[diesel(table_name = usernames)]
+pub(crate) struct UsernameRow {
+    pub id: String,
+    pub user_id: String,
+    pub org_id: String,
+    pub username: String,
+    pub username_key: String,
+    pub organization_specific: bool,
+}
+
+pub(crate) fn username_rows(user: &User) -> Vec<UsernameRow> {
+    user.usernames
+        .iter()
+        .map(|entry| UsernameRow {
+            id: entry.id.to_string(),
+            user_id: user.id.to_string(),
+            org_id: user.org_id.to_string(),
+            username: entry.username.as_str().to_owned(),
+            username_key: entry.username.key(),
+            organization_specific: entry.organization_specific,
+        })
+        .collect()
+}
+
+/// One row of the `events` table.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = events)]
+pub(crate) struct EventRow {
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub org_id: String,
+    pub actor_id: Option<String>,
+    pub payload: String,
+    pub created_at_us: i64,
+}
+
+impl EventRow {
+    pub fn of(event: &UserEvent, org_id: &OrgId) -> EventRow {
+        EventRow {
+            aggregate_type: USER_AGGREGATE.to_owned(),
+            aggregate_id: event.user_id.to_string(),
+            sequence: to_i64(event.sequence),
+            event_type: event.change.event_type().to_owned(),
+            org_id: org_id.to_string(),
+            actor_id: event.actor.as_ref().map(ToString::to_string),
+            payload: event.change.payload().to_string(),
+            created_at_us: event.at.unix_micros(),
+        }
+    }
+
+    pub fn into_event(self) -> Result<UserEvent, StoreError> {
+        let corrupt_event = |what: String| {
+            StoreError::internal(format!(
+                "corrupt event {}#{}: {what}",
+                self.aggregate_id, self.sequence
+            ))
+        };
+        Ok(UserEvent {
+            user_id: UserId::new(self.aggregate_id.clone())
+                .map_err(|e| corrupt_event(e.to_string()))?,
+            sequence: u64::try_from(self.sequence).map_err(|e| corrupt_event(e.to_string()))?,
+            at: Timestamp::from_unix_micros(self.created_at_us),
+            actor: self
+                .actor_id
+                .clone()
+                .map(UserId::new)
+                .transpose()
+                .map_err(|e| corrupt_event(e.to_string()))?,
+            change: UserChange::decode(&self.event_type, &self.payload)
+                .map_err(|e| corrupt_event(e.to_string()))?,
+        })
+    }
+}
+
+/// Differences between the live tables and the fold of the event log.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ProjectionDrift {
+    pub users_replayed: usize,
+    /// Live per the log, but without a row.
+    pub missing: Vec<String>,
+    /// A row for a user the log says is deleted or never existed.
+    pub unexpected: Vec<String>,
+    /// A row whose content differs from the fold.
+    pub different: Vec<String>,
+}
+
+impl ProjectionDrift {
+    pub fn is_clean(&self) -> bool {
+        self.missing.is_empty() && self.unexpected.is_empty() && self.different.is_empty()
+    }
+}
+
+type FullState = (ProjectionRow, Vec<UsernameRow>);
+
+fn replayed_states(
+    conn: &mut DbConnection,
+) -> Result<(usize, BTreeMap<String, FullState>), StoreError> {
+    let rows: Vec<EventRow> = events::table
+        .filter(events::aggregate_type.eq(USER_AGGREGATE))
+        .order((events::aggregate_id, events::sequence))
+        .select(EventRow::as_select())
+        .load(conn)
+        .map_err(store_error)?;
+    let mut streams: BTreeMap<String, Vec<UserEvent>> = BTreeMap::new();
+    for row in rows {
+        streams
+            .entry(row.aggregate_id.clone())
+            .or_default()
+            .push(row.into_event()?);
+    }
+    let replayed = streams.len();
+    let mut live = BTreeMap::new();
+    for (id, stream) in streams {
+        let user = User::replay(stream)
+            .map_err(|e| StoreError::internal(format!("event log of {id}: {e}")))?;
+        if let Some(user) = user.filter(|u| !u.is_deleted()) {
+            let mut names = username_rows(&user);
+            names.sort();
+            live.insert(id, (ProjectionRow::of(&user), names));
+        }
+    }
+    Ok((replayed, live))
+}
+
+fn stored_states(conn: &mut DbConnection) -> Result<BTreeMap<String, FullState>, StoreError> {
+    let rows: Vec<ProjectionRow> = users::table
+        .select(ProjectionRow::as_select())
+        .load(conn)
+        .map_err(store_error)?;
+    let mut names: Vec<UsernameRow> = usernames::table
+        .select(UsernameRow::as_select())
+        .load(conn)
+        .map_err(store_error)?;
+    names.sort();
+    let mut states: BTreeMap<String, FullState> = rows
+        .into_iter()
+        .map(|row| (row.id.clone(), (row, Vec::new())))
+        .collect();
+    for name in names {
+        if let Some((_, list)) = states.get_mut(&name.user_id) {
+            list.push(name);
+        }
+    }
+    Ok(states)
+}
+
+impl Database {
+    /// Replays every user's events and compares the result with the live tables.
+    pub async fn verify_projection(&self) -> Result<ProjectionDrift, StoreError> {
+        self.run(|conn| {
+            // One snapshot for both reads.
+            crate::connection::snapshot_transaction(conn, |conn| {
+                let (users_replayed, replayed) = replayed_states(conn)?;
+                let stored = stored_states(conn)?;
+                let mut drift = ProjectionDrift {
+                    users_replayed,
+                    ..ProjectionDrift::default()
+                };
+                for (id, state) in &replayed {
+                    match stored.get(id) {
+                        None => drift.missing.push(id.clone()),
+                        Some(row) if row != state => drift.different.push(id.clone()),
+                        Some(_) => {}
+                    }
+                }
+                drift.unexpected = stored
+                    .keys()
+                    .filter(|id| !replayed.contains_key(*id))
+                    .cloned()
+                    .collect();
+                Ok(drift)
+            })
+        })
+        .await
+    }
+}

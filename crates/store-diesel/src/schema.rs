@@ -1,0 +1,99 @@
+// The tables of migrations/{sqlite,postgres}: identical column types on both backends.
+
+diesel::table! {
+    organizations (id) {
+        id -> Text,
+        name -> Text,
+        created_at_us -> BigInt,
+        changed_at_us -> BigInt,
+    }
+}
+
+diesel::table! {
+    events (aggregate_type, aggregate_id, sequence) {
+        aggregate_type -> Text,
+        aggregate_id -> Text,
+        sequence -> BigInt,
+        event_type -> Text,
+        org_id -> Text,
+        actor_id -> Nullable<Text>,
+        payload -> Text,
+        created_at_us -> BigInt,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        org_id -> Text,
+        schema_id -> Nullable<Text>,
+        data -> Text,
+        email -> Nullable<Text>,
+        email_key -> Nullable<Text>,
+        email_verified -> Bool,
+        phone -> Nullable<Text>,
+        phone_verified -> Bool,
+        usernames -> Text,
+        lifecycle -> Text,
+        locked -> Bool,
+        state -> Text,
+        created_at_us -> BigInt,
+        changed_at_us -> BigInt,
+        sequence -> BigInt,
+    }
+}
+
+diesel::table! {
+    usernames (id) {
+        id -> Text,
+        user_id -> Text,
+        org_id -> Text,
+        username -> Text,
+        username_key -> Text,
+        organization_specific -> Bool,
+    }
+}
+
+diesel::table! {
+    instance_members (user_id) {
+        user_id -> Text,
+        roles -> Text,
+        created_at_us -> BigInt,
+        changed_at_us -> BigInt,
+    }
+}
+
+diesel::table! {
+    org_members (org_id, user_id) {
+        org_id -> Text,
+        user_id -> Text,
+        roles -> Text,
+        created_at_us -> BigInt,
+        changed_at_us -> BigInt,
+    }
+}
+
+diesel::table! {
+    personal_access_tokens (id) {
+        id -> Text,
+        user_id -> Text,
+        token_hash -> Text,
+        expires_at_us -> Nullable<BigInt>,
+        revoked_at_us -> Nullable<BigInt>,
+        created_at_us -> BigInt,
+    }
+}
+
+diesel::joinable!(usernames -> users (user_id));
+diesel::joinable!(personal_access_tokens -> users (user_id));
+diesel::joinable!(users -> organizations (org_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    organizations,
+    events,
+    users,
+    usernames,
+    instance_members,
+    org_members,
+    personal_access_tokens,
+);

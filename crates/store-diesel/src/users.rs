@@ -1,0 +1,172 @@
+//! The user repository: one transaction appends the event and writes the current state.
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use sha2::{Digest, Sha256};
+use userd_domain::user::{User, UserEvent};
+use userd_domain::values::UserId;
+use userd_ports::error::StoreError;
+use userd_ports::repository::UserRepository;
+
+use crate::connection::{Database, DbConnection, write_transaction};
+use crate::errors::{is_foreign_key_violation, store_error, violated_key};
+use crate::projection::{EventRow, ProjectionRow, UsernameRow, username_rows};
+use crate::schema::{events, usernames, users};
+
+/// Everything one accepted command writes.
+pub(crate) struct UserWrite {
+    event: EventRow,
+    row: ProjectionRow,
+    usernames: Vec<UsernameRow>,
+    deleted: bool,
+}
+
+impl UserWrite {
+    pub(crate) fn new(state: &User, event: &UserEvent) -> UserWrite {
+        UserWrite {
+            event: EventRow::of(event, &state.org_id),
+            row: ProjectionRow::of(state),
+            usernames: username_rows(state),
+            deleted: state.is_deleted(),
+        }
+    }
+
+    /// Writes inside the caller's transaction, which must hold the write lock.
+    pub(crate) fn apply(self, conn: &mut DbConnection) -> Result<(), StoreError> {
+        let sequence = self.event.sequence;
+        if let Err(error) = diesel::insert_into(events::table)
+            .values(&self.event)
+            .execute(conn)
+        {
+            return Err(match violated_key(&error) {
+                Some(_) if sequence == 1 => StoreError::UserIdTaken,
+                Some(_) => StoreError::Conflict,
+                None => store_error(error),
+            });
+        }
+
+        if sequence == 1 {
+            claim_usernames(conn, &self.usernames)?;
+            diesel::insert_into(users::table)
+                .values(&self.row)
+                .execute(conn)
+                .map_err(|error| {
+                    if is_foreign_key_violation(&error) {
+                        StoreError::OrganizationNotFound
+                    } else if violated_key(&error).is_some() {
+                        StoreError::UserIdTaken
+                    } else {
+                        store_error(error)
+                    }
+                })?;
+            for name in &self.usernames {
+                diesel::insert_into(usernames::table)
+                    .values(name)
+                    .execute(conn)
+                    .map_err(|error| match violated_key(&error) {
+                        Some(key)
+                            if key.contains("username_key") || key.contains("unique_in_org") =>
+                        {
+                            StoreError::UsernameTaken(name.username.clone())
+                        }
+                        // A server-made username id clashed: the use case retries.
+                        Some(_) => StoreError::Conflict,
+                        None => store_error(error),
+                    })?;
+            }
+            return Ok(());
+        }
+
+        // Only the writer that appended the previous event may move the row on.
+        let current = users::table
+            .filter(users::id.eq(&self.row.id))
+            .filter(users::sequence.eq(sequence - 1));
+        let written = if self.deleted {
+            // Usernames and memberships go with the row (ON DELETE CASCADE).
+            diesel::delete(current).execute(conn)
+        } else {
+            diesel::update(current).set(&self.row).execute(conn)
+        }
+        .map_err(store_error)?;
+        if written == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict)
+        }
+    }
+}
+
+/// Refuses usernames that clash with a live user's, per the contract: an
+/// organization-specific username is unique in its organization, any other among all
+/// users. Must run inside the write transaction.
+fn claim_usernames(conn: &mut DbConnection, claims: &[UsernameRow]) -> Result<(), StoreError> {
+    if claims.is_empty() {
+        return Ok(());
+    }
+    if let DbConnection::Postgres(pg) = conn {
+        // PostgreSQL runs writers concurrently and no single unique index expresses the
+        // rule across organizations, so creators of the same username key take turns.
+        // (SQLite's write transactions are already serialized.)
+        let mut locks: Vec<i64> = claims.iter().map(|c| lock_key(&c.username_key)).collect();
+        locks.sort_unstable();
+        locks.dedup();
+        for key in locks {
+            diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+                .bind::<diesel::sql_types::BigInt, _>(key)
+                .execute(pg)
+                .map_err(store_error)?;
+        }
+    }
+    for claim in claims {
+        let mut clashes = usernames::table
+            .filter(usernames::username_key.eq(&claim.username_key))
+            .into_boxed();
+        if claim.organization_specific {
+            clashes = clashes.filter(
+                usernames::org_id
+                    .eq(&claim.org_id)
+                    .or(usernames::organization_specific.eq(false)),
+            );
+        }
+        let clash = clashes
+            .select(usernames::id)
+            .first::<String>(conn)
+            .optional()
+            .map_err(store_error)?;
+        if clash.is_some() {
+            return Err(StoreError::UsernameTaken(claim.username.clone()));
+        }
+    }
+    Ok(())
+}
+
+fn lock_key(username_key: &str) -> i64 {
+    let digest = Sha256::digest(format!("userd.username:{username_key}").as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
+}
+
+#[async_trait]
+impl UserRepository for Database {
+    async fn find(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+        let id = id.to_string();
+        let row = self
+            .run(move |conn| {
+                users::table
+                    .find(id)
+                    .select(ProjectionRow::as_select())
+                    .first(conn)
+                    .optional()
+                    .map_err(store_error)
+            })
+            .await?;
+        row.map(ProjectionRow::into_user).transpose()
+    }
+
+    async fn append(&self, state: &User, event: &UserEvent) -> Result<(), StoreError> {
+        let write = UserWrite::new(state, event);
+        self.run(move |conn| write_transaction(conn, |conn| write.apply(conn)))
+            .await
+    }
+}

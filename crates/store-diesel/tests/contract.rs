@@ -1,0 +1,519 @@
+//! The repository contract, run against SQLite (a temp file) and PostgreSQL (a database
+//! created for the test): real connections, no mocks.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection, SqliteConnection};
+use serde_json::json;
+use userd_domain::Timestamp;
+use userd_domain::authz::{Caller, Role, RoleSet};
+use userd_domain::user::{
+    Command, Contact, EmailContact, PhoneContact, User, UserChange, UserCreated, UserPatch,
+    UsernameEntry,
+};
+use userd_domain::values::{Email, OrgId, Phone, SchemaId, UserData, UserId, Username, UsernameId};
+use userd_ports::bootstrap::bootstrap_if_empty;
+use userd_ports::clock::{Clock, SystemClock};
+use userd_ports::error::{ErrorKind, StoreError};
+use userd_ports::ids::{IdGenerator, SnowflakeIds};
+use userd_ports::repository::{
+    Authorizer, EventLog, HealthProbe, Organization, OrganizationRepository, UserRepository,
+};
+use userd_ports::service::{Ports, UserRef, UserService, UserUseCases};
+use userd_ports::tokens::TokenHash;
+use userd_store_diesel::{Database, DatabaseTarget, PoolSettings};
+use userd_testkit::{TestDatabase, on_both_backends};
+
+on_both_backends!(
+    migrations_are_idempotent_and_the_database_answers,
+    a_created_user_reads_back_identically,
+    unknown_ids_are_not_found,
+    a_stale_sequence_conflicts_and_writes_nothing,
+    an_id_is_never_created_twice,
+    a_user_needs_an_existing_organization,
+    usernames_are_unique_per_the_contract,
+    deletion_removes_the_row_frees_usernames_and_keeps_the_events,
+    the_event_log_refuses_updates_and_deletes,
+    thirty_two_concurrent_locks_append_exactly_one_event,
+    the_live_table_is_the_fold_of_the_event_log,
+    a_tampered_projection_is_detected,
+    bootstrap_runs_once_and_its_token_authenticates,
+    tokens_stop_working_for_locked_inactive_and_deleted_users,
+);
+
+struct Fixture {
+    db: Database,
+    raw_url: String,
+    _guard: TestDatabase,
+    ids: SnowflakeIds,
+    org: OrgId,
+    admin: Caller,
+}
+
+impl Fixture {
+    async fn new(test_db: TestDatabase) -> Fixture {
+        let target = DatabaseTarget::parse(&test_db.url).unwrap();
+        let db = Database::open(&target, &PoolSettings::default()).unwrap();
+        db.migrate().unwrap();
+        let ids = SnowflakeIds::new(1);
+        let org = OrgId::new(ids.next_id()).unwrap();
+        db.create_organization(&Organization {
+            id: org.clone(),
+            name: "Acme".into(),
+            created: SystemClock.now(),
+            changed: SystemClock.now(),
+        })
+        .await
+        .unwrap();
+        let admin = Caller {
+            user_id: UserId::new("admin").unwrap(),
+            org_id: org.clone(),
+            instance_roles: RoleSet::new([Role::IamOwner]),
+            org_roles: Default::default(),
+        };
+        Fixture {
+            db,
+            raw_url: test_db.url.clone(),
+            _guard: test_db,
+            ids,
+            org,
+            admin,
+        }
+    }
+
+    fn service(&self) -> UserUseCases {
+        let db = Arc::new(self.db.clone());
+        UserUseCases::new(Ports {
+            users: db.clone(),
+            authorizer: db.clone(),
+            health: db,
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(SnowflakeIds::new(2)),
+        })
+    }
+
+    async fn other_org(&self) -> OrgId {
+        let id = OrgId::new(self.ids.next_id()).unwrap();
+        self.db
+            .create_organization(&Organization {
+                id: id.clone(),
+                name: "Globex".into(),
+                created: SystemClock.now(),
+                changed: SystemClock.now(),
+            })
+            .await
+            .unwrap();
+        id
+    }
+
+    fn new_user(
+        &self,
+        id: &str,
+        org: &OrgId,
+        usernames: &[(&str, bool)],
+    ) -> (User, userd_domain::user::UserEvent) {
+        let created = UserCreated {
+            org_id: org.clone(),
+            schema_id: Some(SchemaId::new("employee").unwrap()),
+            data: UserData::from_value(json!({"givenName": "Ada", "n": [1, 2, {"x": null}]}))
+                .unwrap(),
+            contact: Contact {
+                email: Some(EmailContact {
+                    address: Email::new("Ada@Example.com").unwrap(),
+                    verified: true,
+                }),
+                phone: Some(PhoneContact {
+                    number: Phone::new("+41790000000").unwrap(),
+                    verified: false,
+                }),
+            },
+            usernames: usernames
+                .iter()
+                .map(|(name, org_specific)| UsernameEntry {
+                    id: UsernameId::new(self.ids.next_id()).unwrap(),
+                    username: Username::new(*name).unwrap(),
+                    organization_specific: *org_specific,
+                })
+                .collect(),
+        };
+        User::create(UserId::new(id).unwrap(), created, SystemClock.now(), None)
+    }
+
+    async fn create(
+        &self,
+        id: &str,
+        org: &OrgId,
+        usernames: &[(&str, bool)],
+    ) -> Result<User, StoreError> {
+        let (user, event) = self.new_user(id, org, usernames);
+        self.db.append(&user, &event).await.map(|()| user)
+    }
+
+    async fn run(&self, user: &User, command: Command) -> User {
+        let (next, event) = user
+            .execute(&command, SystemClock.now(), None)
+            .unwrap()
+            .unwrap();
+        self.db.append(&next, &event).await.unwrap();
+        next
+    }
+
+    fn raw_sql(&self, sql: &str) -> Result<(), String> {
+        match self.raw_url.strip_prefix("sqlite://") {
+            Some(path) => SqliteConnection::establish(path)
+                .unwrap()
+                .batch_execute(sql)
+                .map_err(|e| e.to_string()),
+            None => PgConnection::establish(&self.raw_url)
+                .unwrap()
+                .batch_execute(sql)
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+async fn migrations_are_idempotent_and_the_database_answers(db: TestDatabase) {
+    let f = Fixture::new(db).await;
+    assert_eq!(f.db.migrate().unwrap(), 0, "nothing left to apply");
+    f.db.ping().await.unwrap();
+}
+
+async fn a_created_user_reads_back_identically(db: TestDatabase) {
+    let f = Fixture::new(db).await;
+    let user = f
+        .create("u1", &f.org, &[("ada", true), ("Lovelace", false)])
+        .await
+        .unwrap();
+    let found = f.db.find(&user.id).await.unwrap().unwrap();
+    assert_eq!(found, user);
+
+    let patched = f
+        .run(
+            &user,
+            Command::Patch(UserPatch {
+                data: Some(UserData::from_value(json!({"givenName": "Augusta"})).unwrap()),
+                ..UserPatch::default()
+            }),
+        )
+        .await;
+    let locked = f.run(&patched, Command::Lock).await;
+    assert_eq!(f.db.find(&user.id).await.unwrap().unwrap(), locked);
+    let events = f.db.user_events(&user.id).await.unwrap();
+    let types: Vec<_> = events.iter().map(|e| e.change.event_type()).collect();
+    assert_eq!(types, ["user.created", "user.updated", "user.locked"]);
+}
+
+async fn unknown_ids_are_not_found(db: TestDatabase) {
+    let f = Fixture::new(db).await;
+    assert_eq!(
+        f.db.find(&UserId::new("nobody").unwrap()).await.unwrap(),
+        None
+    );
+    assert!(
+        f.db.user_events(&UserId::new("nobody").unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn a_stale_sequence_conflicts_and_writes_nothing(db: TestDatabase) {
+    let f = Fixture::new(db).await;
+    let user = f.create("u1", &f.org, &[]).await.unwrap();
+    let _winner = f.run(&user, Command::Lock).await;
+    // A writer that still holds the old state.
+    let (stale, event) = user
+        .execute(&Command::Deactivate, SystemClock.now(), None)
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        f.db.append(&stale, &event).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(f.db.user_events(&user.id).await.unwrap().len(), 2);
+    let current = f.db.find(&user.id).await.unwrap().unwrap();
+    assert!(current.locked && current.lifecycle == userd_domain::user::Lifecycle::Active);
+}
+
+async fn an_id_is_never_created_twice(db: TestDatabase) {
+    let f = Fixture::new(db).await;
+    let user = f.create("u1", &f.org, &[]).await.unwrap();
+    assert!(matches!(
+        f.create("u1", &f.org, &[]).await,
+        Err(StoreError::UserIdTaken)
+    ));
+    // Not even after deletion: the id's event stream still exists.
+    f.run(&user, Command::Delete).await;
+    assert!(matches!(
+        f.create("u1", &f.org, &[]).await,
+        Err(StoreError::UserIdTaken)
+    ));
+}
+
+async fn a_user_needs_an_existing_organization(db: TestDatabase) {
+    let f = Fixture::new(db).await;
+    let nowhere = OrgId::new("no-such-org").unwrap();
+    assert!(matches!(
+        f.create("u1", &nowhere, &[("ada", true)]).await,
+        Err(StoreError::OrganizationNotFound)
+    ));
+    assert!(
+        f.db.user_events(&UserId::new("u1").unwrap())
+            .await
+            .unwrap()
+            .is_empty(),
+        "rolled back"
+    );
+}
+
+async fn usernames_are_unique_per_the_contract(db: TestDatabase) {
+    let f = Fixture::new(db).await;
+    let other = f.other_org().await;
+    f.create("a1", &f.org, &[("ada", true)]).await.unwrap();
+
+    let taken =
+        |result: Result<User, StoreError>| matches!(result, Err(StoreError::UsernameTaken(_)));
+    assert!(
+        taken(f.create("a2", &f.org, &[("ADA", true)]).await),
+        "case-insensitive, same org"
+    );
+    assert!(
+        taken(f.create("a3", &f.org, &[("ada", false)]).await),
+        "global clashes with any"
+    );
+    f.create("a4", &other, &[("ada", true)])
+        .await
+        .expect("org-specific names repeat across orgs");
+
+    f.create("g1", &f.org, &[("grace", false)]).await.unwrap();
+    assert!(
+        taken(f.create("g2", &other, &[("grace", true)]).await),
+        "a global name is unique everywhere"
+    );
+    assert!(taken(f.create("g3", &other, &[("Grace", false)]).await));
+    assert!(
+        f.db.find(&UserId::new("a2").unwrap())
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing half-written"
+    );
+    assert!(
+        f.db.user_events(&UserId::new("a2").unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn deletion_removes_the_row_frees_usernames_and_keeps_the_events(db: TestDatabase) {
+    let f = Fixture::new(db).await;
+    let user = f.create("u1", &f.org, &[("ada", false)]).await.unwrap();
+    f.run(&user, Command::Delete).await;
+    assert_eq!(f.db.find(&user.id).await.unwrap(), None);
+    let events = f.db.user_events(&user.id).await.unwrap();
+    assert_eq!(events.last().map(|e| &e.change), Some(&UserChange::Deleted));
+    f.create("u2", &f.org, &[("ada", false)])
+        .await
+        .expect("the username is free again");
+}
+
+async fn the_event_log_refuses_updates_and_deletes(db: TestDatabase) {
+    let f = Fixture::new(db).await;
+    f.create("u1", &f.org, &[]).await.unwrap();
+    let update = f.raw_sql("UPDATE events SET event_type = 'user.locked'");
+    assert!(update.unwrap_err().contains("append-only"));
+    let delete = f.raw_sql("DELETE FROM events");
+    assert!(delete.unwrap_err().contains("append-only"));
+    assert_eq!(
+        f.db.user_events(&UserId::new("u1").unwrap())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+async fn thirty_two_concurrent_locks_append_exactly_one_event(db: TestDatabase) {
+    let f = Fixture::new(db).await;
+    let user = f.create("u1", &f.org, &[]).await.unwrap();
+    let service = Arc::new(f.service());
+    let target = UserRef {
+        id: user.id.clone(),
+        expected_org: None,
+    };
+    let attempts = (0..32).map(|_| {
+        let service = Arc::clone(&service);
+        let (caller, target) = (f.admin.clone(), target.clone());
+        tokio::spawn(async move { service.execute(&caller, &target, Command::Lock).await })
+    });
+    let outcomes = futures::future::join_all(attempts).await;
+    let mut locked = 0;
+    let mut refused = 0;
+    for outcome in outcomes {
+        match outcome.unwrap() {
+            Ok(_) => locked += 1,
+            Err(error) if error.reason() == "USER_ALREADY_LOCKED" => {
+                assert_eq!(error.kind(), ErrorKind::FailedPrecondition);
+                refused += 1;
+            }
+            Err(other) => panic!("unexpected outcome: {other:?}"),
+        }
+    }
+    assert_eq!((locked, refused), (1, 31));
+    let events = f.db.user_events(&user.id).await.unwrap();
+    let locks = events
+        .iter()
+        .filter(|e| e.change == UserChange::Locked)
+        .count();
+    assert_eq!(locks, 1);
+}
+
+/// A mixed workload through the use cases, including races, then a replay.
+async fn the_live_table_is_the_fold_of_the_event_log(db: TestDatabase) {
+    let f = Fixture::new(db).await;
+    let service = Arc::new(f.service());
+    let mut users = Vec::new();
+    for i in 0..6 {
+        users.push(
+            f.create(
+                &format!("u{i}"),
+                &f.org,
+                &[(&format!("name{i}"), i % 2 == 0)],
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    let commands = [
+        Command::Lock,
+        Command::Unlock,
+        Command::Deactivate,
+        Command::Activate,
+        Command::Patch(UserPatch {
+            phone: Some(PhoneContact {
+                number: Phone::new("+100").unwrap(),
+                verified: true,
+            }),
+            ..UserPatch::default()
+        }),
+    ];
+    let work = (0..120).map(|i| {
+        let service = Arc::clone(&service);
+        let caller = f.admin.clone();
+        let target = UserRef {
+            id: users[i % users.len()].id.clone(),
+            expected_org: None,
+        };
+        let command = if i == 77 {
+            Command::Delete
+        } else {
+            commands[i * 7 % commands.len()].clone()
+        };
+        tokio::spawn(async move { service.execute(&caller, &target, command).await })
+    });
+    for outcome in futures::future::join_all(work).await {
+        if let Err(error) = outcome.unwrap() {
+            assert!(
+                matches!(
+                    error.kind(),
+                    ErrorKind::FailedPrecondition | ErrorKind::NotFound | ErrorKind::Aborted
+                ),
+                "{error:?}"
+            );
+        }
+    }
+    let drift = f.db.verify_projection().await.unwrap();
+    assert!(drift.is_clean(), "{drift:?}");
+    assert_eq!(drift.users_replayed, 6);
+}
+
+async fn a_tampered_projection_is_detected(db: TestDatabase) {
+    let f = Fixture::new(db).await;
+    f.create("u1", &f.org, &[]).await.unwrap();
+    f.create("u2", &f.org, &[]).await.unwrap();
+    f.raw_sql("UPDATE users SET locked = TRUE WHERE id = 'u1'")
+        .unwrap();
+    f.raw_sql("DELETE FROM users WHERE id = 'u2'").unwrap();
+    let drift = f.db.verify_projection().await.unwrap();
+    assert_eq!(drift.different, ["u1"]);
+    assert_eq!(drift.missing, ["u2"]);
+}
+
+async fn bootstrap_runs_once_and_its_token_authenticates(db: TestDatabase) {
+    let target = DatabaseTarget::parse(&db.url).unwrap();
+    let store = Database::open(&target, &PoolSettings::default()).unwrap();
+    store.migrate().unwrap();
+    let ids = SnowflakeIds::new(3);
+    let first = bootstrap_if_empty(&store, &SystemClock, &ids, "Default", "admin")
+        .await
+        .unwrap()
+        .expect("an empty database is bootstrapped");
+    let again = bootstrap_if_empty(&store, &SystemClock, &ids, "Default", "admin")
+        .await
+        .unwrap();
+    assert!(again.is_none(), "later starts change nothing");
+
+    let caller = store
+        .caller_for_token(&TokenHash::of(first.token.expose()), SystemClock.now())
+        .await
+        .unwrap()
+        .expect("the bootstrap token authenticates");
+    assert_eq!(caller.user_id, first.admin_id);
+    assert_eq!(caller.org_id, first.org_id);
+    assert_eq!(caller.instance_roles, RoleSet::new([Role::IamOwner]));
+    let unknown = store
+        .caller_for_token(&TokenHash::of("userd_pat_nope"), SystemClock.now())
+        .await
+        .unwrap();
+    assert_eq!(unknown, None);
+}
+
+async fn tokens_stop_working_for_locked_inactive_and_deleted_users(db: TestDatabase) {
+    let target = DatabaseTarget::parse(&db.url).unwrap();
+    let store = Database::open(&target, &PoolSettings::default()).unwrap();
+    store.migrate().unwrap();
+    let boot = bootstrap_if_empty(
+        &store,
+        &SystemClock,
+        &SnowflakeIds::new(4),
+        "Default",
+        "admin",
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let hash = TokenHash::of(boot.token.expose());
+    let works = || async {
+        store
+            .caller_for_token(&hash, Timestamp::UNIX_EPOCH)
+            .await
+            .unwrap()
+            .is_some()
+    };
+    let admin = store.find(&boot.admin_id).await.unwrap().unwrap();
+    assert!(works().await);
+
+    let step = |user: &User, command: Command| {
+        user.execute(&command, SystemClock.now(), None)
+            .unwrap()
+            .unwrap()
+    };
+    let (locked, event) = step(&admin, Command::Lock);
+    store.append(&locked, &event).await.unwrap();
+    assert!(!works().await, "locked");
+    let (unlocked, event) = step(&locked, Command::Unlock);
+    store.append(&unlocked, &event).await.unwrap();
+    assert!(works().await, "unlocked again");
+    let (inactive, event) = step(&unlocked, Command::Deactivate);
+    store.append(&inactive, &event).await.unwrap();
+    assert!(!works().await, "inactive");
+    let (active, event) = step(&inactive, Command::Activate);
+    store.append(&active, &event).await.unwrap();
+    assert!(works().await, "active again");
+    let (deleted, event) = step(&active, Command::Delete);
+    store.append(&deleted, &event).await.unwrap();
+    assert!(!works().await, "deleted");
+}

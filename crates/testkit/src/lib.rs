@@ -1,0 +1,178 @@
+//! Throwaway databases for tests.
+//!
+//! PostgreSQL tests use the server at `USERD_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`) and get a fresh database each, dropped
+//! when the test ends. When that server cannot be reached the test fails, unless
+//! `USERD_TEST_POSTGRES=skip` says plainly that PostgreSQL tests are not to be run.
+#![allow(clippy::expect_used, clippy::panic, clippy::print_stderr)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+
+pub const POSTGRES_URL_VAR: &str = "USERD_TEST_POSTGRES_URL";
+pub const POSTGRES_SWITCH_VAR: &str = "USERD_TEST_POSTGRES";
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// The two backends, for tests that run once on each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database that exists for the life of this value.
+#[derive(Debug)]
+pub struct TestDatabase {
+    pub url: String,
+    pub backend: Backend,
+    /// Keeps the SQLite file's directory (and the PAT file) alive.
+    dir: tempfile::TempDir,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    /// A database on `backend`, or `None` when PostgreSQL tests are switched off.
+    pub fn new(backend: Backend) -> Option<TestDatabase> {
+        match backend {
+            Backend::Sqlite => Some(TestDatabase::sqlite()),
+            Backend::Postgres => TestDatabase::postgres(),
+        }
+    }
+
+    /// An empty SQLite file in a fresh temporary directory.
+    pub fn sqlite() -> TestDatabase {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("userd.db").display());
+        TestDatabase {
+            url,
+            backend: Backend::Sqlite,
+            dir,
+            postgres: None,
+        }
+    }
+
+    /// A fresh, empty PostgreSQL database; `None` when PostgreSQL tests are switched off.
+    pub fn postgres() -> Option<TestDatabase> {
+        if std::env::var(POSTGRES_SWITCH_VAR).is_ok_and(|v| v == "skip") {
+            eprintln!("!!! PostgreSQL tests were NOT run ({POSTGRES_SWITCH_VAR}=skip) !!!");
+            return None;
+        }
+        let admin_url =
+            std::env::var(POSTGRES_URL_VAR).unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+        let mut admin = PgConnection::establish(&admin_url).unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL at {admin_url} is unreachable ({e}). Start it, point \
+                 {POSTGRES_URL_VAR} at a server, or set {POSTGRES_SWITCH_VAR}=skip to run \
+                 without the PostgreSQL tests."
+            )
+        });
+        let name = unique_name();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap_or_else(|e| panic!("cannot create database {name}: {e}"));
+        let url = with_database(&admin_url, &name);
+        Some(TestDatabase {
+            url,
+            backend: Backend::Postgres,
+            dir: tempfile::tempdir().expect("temporary directory"),
+            postgres: Some((admin_url, name)),
+        })
+    }
+
+    /// A directory that lives as long as the database, for files a test needs.
+    pub fn dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = &self.postgres {
+            if let Ok(mut admin) = PgConnection::establish(admin_url) {
+                // FORCE ends connections a pool may still hold.
+                let _ =
+                    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+    }
+}
+
+fn unique_name() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!(
+        "userd_test_{}_{}_{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The same server URL with another database name.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let server = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{server}/{database}?{query}"),
+        None => format!("{server}/{database}"),
+    }
+}
+
+/// Declares `name` once per backend: `sqlite::name` and `postgres::name`, each calling
+/// `body(TestDatabase)`. A PostgreSQL run that was switched off says so and passes.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let db = $crate::TestDatabase::new($crate::Backend::Sqlite).expect("sqlite");
+                    super::$name(db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let Some(db) = $crate::TestDatabase::new($crate::Backend::Postgres) else {
+                        return;
+                    };
+                    super::$name(db).await;
+                }
+            )*
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swaps_the_database_name() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
+        assert_eq!(
+            with_database("postgresql://u:p@h/db?sslmode=disable", "x"),
+            "postgresql://u:p@h/x?sslmode=disable"
+        );
+    }
+}
