@@ -1,1 +1,14 @@
+//! userd's HTTP adapter: the routes of the API contract, its JSON conventions and its
+//! error format, on actix-web. It talks to the application only through
+//! [`userd_ports::service::UserService`].
 
+mod body;
+mod dto;
+mod error;
+mod request_context;
+mod routes;
+
+pub use body::MAX_BODY_BYTES;
+pub use error::{ApiError, grpc_code, http_status};
+pub use request_context::RequestId;
+pub use routes::app;

@@ -26,6 +26,9 @@ pub struct BootstrapPlan {
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait BootstrapStore: Send + Sync {
+    /// Whether no organization exists yet (a cheap check before preparing anything).
+    async fn is_empty(&self) -> Result<bool, StoreError>;
+
     /// Writes the plan if, and only if, the database holds no organization yet. Returns
     /// whether it wrote. Safe against several processes starting at once.
     async fn bootstrap_if_empty(&self, plan: &BootstrapPlan) -> Result<bool, StoreError>;

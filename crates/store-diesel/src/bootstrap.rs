@@ -15,6 +15,17 @@ const BOOTSTRAP_LOCK: i64 = 0x7573_6572_645f_6273; // "userd_bs"
 
 #[async_trait]
 impl BootstrapStore for Database {
+    async fn is_empty(&self) -> Result<bool, StoreError> {
+        self.run(|conn| {
+            let count: i64 = organizations::table
+                .count()
+                .get_result(conn)
+                .map_err(store_error)?;
+            Ok(count == 0)
+        })
+        .await
+    }
+
     async fn bootstrap_if_empty(&self, plan: &BootstrapPlan) -> Result<bool, StoreError> {
         let plan = plan.clone();
         self.run(move |conn| write_transaction(conn, |conn| bootstrap(conn, &plan)))

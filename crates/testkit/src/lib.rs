@@ -159,6 +159,33 @@ macro_rules! on_both_backends {
     };
 }
 
+/// Like [`on_both_backends!`] for blocking tests (`fn name(db: TestDatabase)`).
+#[macro_export]
+macro_rules! on_both_backends_blocking {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    let db = $crate::TestDatabase::new($crate::Backend::Sqlite).expect("sqlite");
+                    super::$name(db);
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    let Some(db) = $crate::TestDatabase::new($crate::Backend::Postgres) else {
+                        return;
+                    };
+                    super::$name(db);
+                }
+            )*
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

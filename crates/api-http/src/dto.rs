@@ -1,0 +1,292 @@
+//! The JSON shapes of the contract (gRPC-gateway style): lowerCamelCase, empty fields
+//! omitted, enums by name, timestamps in RFC 3339 UTC.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use userd_domain::user::{Contact, EmailContact, PhoneContact, User, UserPatch};
+use userd_domain::values::{Email, Phone, SchemaId, UserData, UserId, Username};
+use userd_ports::ServiceError;
+use userd_ports::service::{NewUser, NewUsername, OwnerType, ResourceDetails};
+
+// --- requests ----------------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CreateUserRequest {
+    user_id: Option<String>,
+    schema_id: Option<String>,
+    data: Option<Value>,
+    contact: Option<ContactInput>,
+    authenticators: Option<AuthenticatorsInput>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PatchUserRequest {
+    schema_id: Option<String>,
+    data: Option<Value>,
+    contact: Option<ContactInput>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ContactInput {
+    email: Option<EmailInput>,
+    phone: Option<PhoneInput>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct EmailInput {
+    address: Option<String>,
+    is_verified: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PhoneInput {
+    number: Option<String>,
+    is_verified: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct AuthenticatorsInput {
+    usernames: Option<Vec<UsernameInput>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UsernameInput {
+    username: Option<String>,
+    is_organization_specific: Option<bool>,
+}
+
+/// The body of the lock, unlock, deactivate and activate routes: none, or an object
+/// whose fields are ignored.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct EmptyRequest {}
+
+fn email_of(input: EmailInput) -> Result<EmailContact, ServiceError> {
+    const FIELD: &str = "contact.email.address";
+    let address = input.address.unwrap_or_default();
+    Ok(EmailContact {
+        address: Email::new(address).map_err(|e| ServiceError::invalid_field(FIELD, e))?,
+        verified: input.is_verified.unwrap_or(false),
+    })
+}
+
+fn phone_of(input: PhoneInput) -> Result<PhoneContact, ServiceError> {
+    const FIELD: &str = "contact.phone.number";
+    let number = input.number.unwrap_or_default();
+    Ok(PhoneContact {
+        number: Phone::new(number).map_err(|e| ServiceError::invalid_field(FIELD, e))?,
+        verified: input.is_verified.unwrap_or(false),
+    })
+}
+
+fn data_of(value: Value) -> Result<UserData, ServiceError> {
+    UserData::from_value(value).map_err(|e| ServiceError::invalid_field("data", e))
+}
+
+fn schema_of(id: String) -> Result<SchemaId, ServiceError> {
+    SchemaId::new(id).map_err(|e| ServiceError::invalid_field("schemaId", e))
+}
+
+impl CreateUserRequest {
+    pub(crate) fn into_new_user(self) -> Result<NewUser, ServiceError> {
+        let contact = self.contact.unwrap_or_default();
+        let usernames = self
+            .authenticators
+            .and_then(|a| a.usernames)
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, input)| {
+                let field = format!("authenticators.usernames[{i}].username");
+                Ok(NewUsername {
+                    username: Username::new(input.username.unwrap_or_default())
+                        .map_err(|e| ServiceError::invalid_field(field, e))?,
+                    organization_specific: input.is_organization_specific.unwrap_or(false),
+                })
+            })
+            .collect::<Result<Vec<_>, ServiceError>>()?;
+        Ok(NewUser {
+            user_id: self
+                .user_id
+                .map(UserId::new)
+                .transpose()
+                .map_err(|e| ServiceError::invalid_field("userId", e))?,
+            schema_id: self.schema_id.map(schema_of).transpose()?,
+            data: self.data.map(data_of).transpose()?.unwrap_or_default(),
+            contact: Contact {
+                email: contact.email.map(email_of).transpose()?,
+                phone: contact.phone.map(phone_of).transpose()?,
+            },
+            usernames,
+        })
+    }
+}
+
+impl PatchUserRequest {
+    pub(crate) fn into_patch(self) -> Result<UserPatch, ServiceError> {
+        let contact = self.contact.unwrap_or_default();
+        Ok(UserPatch {
+            schema_id: self.schema_id.map(schema_of).transpose()?,
+            data: self.data.map(data_of).transpose()?,
+            email: contact.email.map(email_of).transpose()?,
+            phone: contact.phone.map(phone_of).transpose()?,
+        })
+    }
+}
+
+// --- responses ---------------------------------------------------------------------
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct OwnerOut {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct DetailsOut {
+    id: String,
+    created: String,
+    changed: String,
+    owner: OwnerOut,
+}
+
+impl From<&ResourceDetails> for DetailsOut {
+    fn from(details: &ResourceDetails) -> Self {
+        DetailsOut {
+            id: details.id.clone(),
+            created: details.created.to_rfc3339(),
+            changed: details.changed.to_rfc3339(),
+            owner: OwnerOut {
+                kind: match details.owner.kind {
+                    OwnerType::System => "OWNER_TYPE_SYSTEM",
+                    OwnerType::Instance => "OWNER_TYPE_INSTANCE",
+                    OwnerType::Organization => "OWNER_TYPE_ORG",
+                },
+                id: details.owner.id.clone(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct DetailsResponse {
+    details: DetailsOut,
+}
+
+impl From<&ResourceDetails> for DetailsResponse {
+    fn from(details: &ResourceDetails) -> Self {
+        DetailsResponse {
+            details: details.into(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct SchemaOut {
+    id: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct EmailOut {
+    address: String,
+    #[serde(skip_serializing_if = "is_false")]
+    is_verified: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PhoneOut {
+    number: String,
+    #[serde(skip_serializing_if = "is_false")]
+    is_verified: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct ContactOut {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<EmailOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phone: Option<PhoneOut>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UsernameOut {
+    username_id: String,
+    username: String,
+    #[serde(skip_serializing_if = "is_false")]
+    is_organization_specific: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct AuthenticatorsOut {
+    usernames: Vec<UsernameOut>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct UserOut {
+    details: DetailsOut,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schema: Option<SchemaOut>,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    data: Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contact: Option<ContactOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authenticators: Option<AuthenticatorsOut>,
+    state: &'static str,
+    #[serde(skip_serializing_if = "is_false")]
+    locked: bool,
+}
+
+impl From<&User> for UserOut {
+    fn from(user: &User) -> Self {
+        let contact = &user.contact;
+        UserOut {
+            details: (&ResourceDetails::of_user(user)).into(),
+            schema: user
+                .schema_id
+                .as_ref()
+                .map(|id| SchemaOut { id: id.to_string() }),
+            data: user.data.as_map().clone(),
+            contact: (contact.email.is_some() || contact.phone.is_some()).then(|| ContactOut {
+                email: contact.email.as_ref().map(|e| EmailOut {
+                    address: e.address.as_str().to_owned(),
+                    is_verified: e.verified,
+                }),
+                phone: contact.phone.as_ref().map(|p| PhoneOut {
+                    number: p.number.as_str().to_owned(),
+                    is_verified: p.verified,
+                }),
+            }),
+            authenticators: (!user.usernames.is_empty()).then(|| AuthenticatorsOut {
+                usernames: user
+                    .usernames
+                    .iter()
+                    .map(|u| UsernameOut {
+                        username_id: u.id.to_string(),
+                        username: u.username.as_str().to_owned(),
+                        is_organization_specific: u.organization_specific,
+                    })
+                    .collect(),
+            }),
+            state: user.state().as_str(),
+            locked: user.locked,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct GetUserResponse {
+    pub user: UserOut,
+}

@@ -1,0 +1,718 @@
+//! Every route against a mocked use-case port: the right call with the right arguments,
+//! the contract's JSON, and every error kind to its status and body.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use actix_web::http::{Method, StatusCode, header};
+use actix_web::test::{self, TestRequest};
+use serde_json::{Value, json};
+use userd_api_http::app;
+use userd_domain::Timestamp;
+use userd_domain::authz::{Caller, Permission, Role, RoleSet};
+use userd_domain::user::{
+    Command, Contact, EmailContact, Lifecycle, PhoneContact, Refusal, User, UsernameEntry,
+};
+use userd_domain::values::{Email, OrgId, Phone, SchemaId, UserData, UserId, Username, UsernameId};
+use userd_ports::ServiceError;
+use userd_ports::service::{Credentials, MockUserService, Owner, OwnerType, ResourceDetails};
+
+const TOKEN: &str = "userd_pat_test";
+const USER: &str = "/resources/v3alpha/users/69629012906488334";
+
+fn caller() -> Caller {
+    Caller {
+        user_id: UserId::new("admin").unwrap(),
+        org_id: OrgId::new("org").unwrap(),
+        instance_roles: RoleSet::new([Role::IamOwner]),
+        org_roles: BTreeMap::new(),
+    }
+}
+
+fn details() -> ResourceDetails {
+    ResourceDetails {
+        id: "69629012906488334".into(),
+        created: Timestamp::from_unix_micros(1_732_292_825_645_000),
+        changed: Timestamp::from_unix_micros(1_732_292_826_000_000),
+        owner: Owner {
+            kind: OwnerType::Organization,
+            id: "69629023906488334".into(),
+        },
+        sequence: 3,
+    }
+}
+
+fn details_json() -> Value {
+    json!({"details": {
+        "id": "69629012906488334",
+        "created": "2024-11-22T16:27:05.645Z",
+        "changed": "2024-11-22T16:27:06Z",
+        "owner": {"type": "OWNER_TYPE_ORG", "id": "69629023906488334"}
+    }})
+}
+
+/// A mock that authenticates `TOKEN` and refuses anything else.
+fn service() -> MockUserService {
+    let mut mock = MockUserService::new();
+    mock.expect_authenticate()
+        .returning(|credentials| match credentials {
+            Credentials::Bearer(token) if token == TOKEN => Ok(caller()),
+            _ => Err(ServiceError::Unauthenticated),
+        });
+    mock
+}
+
+async fn call(
+    mock: MockUserService,
+    request: TestRequest,
+) -> (StatusCode, actix_web::http::header::HeaderMap, Value) {
+    let app = test::init_service(app(Arc::new(mock))).await;
+    let response = test::call_service(&app, request.to_request()).await;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = test::read_body(response).await;
+    let json = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body).unwrap_or_else(|_| panic!("not JSON: {body:?}"))
+    };
+    (status, headers, json)
+}
+
+fn authorized(method: Method, uri: &str) -> TestRequest {
+    TestRequest::default()
+        .method(method)
+        .uri(uri)
+        .insert_header((header::AUTHORIZATION, format!("Bearer {TOKEN}")))
+}
+
+fn assert_error(body: &Value, code: u64, reason: &str) {
+    assert_eq!(body["code"], code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    let info = &body["details"][0];
+    assert_eq!(info["@type"], "type.googleapis.com/google.rpc.ErrorInfo");
+    assert_eq!(info["domain"], "userd");
+    assert_eq!(info["reason"], reason, "{body}");
+}
+
+// --- the headline case -------------------------------------------------------------
+
+#[actix_web::test]
+async fn unlock_of_a_locked_user_answers_its_details() {
+    let mut mock = service();
+    mock.expect_execute()
+        .withf(|caller, target, command| {
+            caller.user_id.as_str() == "admin"
+                && target.id.as_str() == "69629012906488334"
+                && target.expected_org.is_none()
+                && *command == Command::Unlock
+        })
+        .times(1)
+        .returning(|_, _, _| Ok(details()));
+    let (status, headers, body) =
+        call(mock, authorized(Method::POST, &format!("{USER}/_unlock"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers.get(header::CONTENT_TYPE).unwrap(),
+        "application/json"
+    );
+    assert_eq!(body, details_json());
+}
+
+#[actix_web::test]
+async fn unlock_of_an_unlocked_user_is_failed_precondition() {
+    let mut mock = service();
+    mock.expect_execute().returning(|_, target, _| {
+        Err(ServiceError::Refused {
+            refusal: Refusal::NotLocked,
+            user_id: target.id.to_string(),
+        })
+    });
+    let (status, _, body) = call(mock, authorized(Method::POST, &format!("{USER}/_unlock"))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body,
+        json!({"code": 9, "message": "user is not locked", "details": [{
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "USER_NOT_LOCKED", "domain": "userd",
+            "metadata": {"userId": "69629012906488334"}}]})
+    );
+}
+
+// --- each route --------------------------------------------------------------------
+
+#[actix_web::test]
+async fn state_changes_take_no_body_or_any_object() {
+    let routes = [
+        ("_lock", Command::Lock),
+        ("_unlock", Command::Unlock),
+        ("_deactivate", Command::Deactivate),
+        ("_activate", Command::Activate),
+    ];
+    for (route, expected) in routes {
+        for body in ["", "{}", r#"{"unknown": [1, 2]}"#] {
+            let mut mock = service();
+            let expected = expected.clone();
+            mock.expect_execute()
+                .withf(move |_, _, command| *command == expected)
+                .times(1)
+                .returning(|_, _, _| Ok(details()));
+            let request = authorized(Method::POST, &format!("{USER}/{route}")).set_payload(body);
+            let (status, _, json) = call(mock, request).await;
+            assert_eq!(status, StatusCode::OK, "{route} with {body:?}");
+            assert_eq!(json, details_json());
+        }
+        let mut mock = service();
+        mock.expect_execute().never();
+        let request = authorized(Method::POST, &format!("{USER}/{route}")).set_payload("[1]");
+        let (status, _, json) = call(mock, request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_error(&json, 3, "INVALID_REQUEST_BODY");
+    }
+}
+
+#[actix_web::test]
+async fn create_answers_201_and_passes_validated_values() {
+    let mut mock = service();
+    mock.expect_create_user()
+        .withf(|_, org, user| {
+            org.as_ref().map(OrgId::as_str) == Some("acme")
+                && user.user_id.as_ref().map(UserId::as_str) == Some("ada-1")
+                && user.schema_id.as_ref().map(SchemaId::as_str) == Some("employee")
+                && user.data.as_map()["givenName"] == "Ada"
+                && user
+                    .contact
+                    .email
+                    .as_ref()
+                    .is_some_and(|e| e.address.as_str() == "ada@example.com" && e.verified)
+                && user
+                    .contact
+                    .phone
+                    .as_ref()
+                    .is_some_and(|p| p.number.as_str() == "+41790000000" && !p.verified)
+                && user.usernames.len() == 2
+                && user.usernames[0].organization_specific
+                && !user.usernames[1].organization_specific
+        })
+        .times(1)
+        .returning(|_, _, _| Ok(details()));
+    let request = authorized(
+        Method::POST,
+        "/resources/v3alpha/users?organization.orgId=acme",
+    )
+    .set_json(json!({
+        "userId": "ada-1",
+        "schemaId": "employee",
+        "data": {"givenName": "Ada", "familyName": "Lovelace"},
+        "contact": {"email": {"address": "ada@example.com", "isVerified": true},
+                    "phone": {"number": "+41790000000"}},
+        "authenticators": {"usernames": [{"username": "ada", "isOrganizationSpecific": true},
+                                         {"username": "lovelace"}]},
+        "somethingNew": true
+    }));
+    let (status, _, body) = call(mock, request).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(body, details_json());
+}
+
+#[actix_web::test]
+async fn get_answers_the_user_shape_with_empty_fields_omitted() {
+    let full = User {
+        id: UserId::new("69629012906488334").unwrap(),
+        org_id: OrgId::new("69629023906488334").unwrap(),
+        schema_id: Some(SchemaId::new("employee").unwrap()),
+        data: UserData::from_value(json!({"givenName": "Ada"})).unwrap(),
+        contact: Contact {
+            email: Some(EmailContact {
+                address: Email::new("ada@example.com").unwrap(),
+                verified: true,
+            }),
+            phone: Some(PhoneContact {
+                number: Phone::new("+41790000000").unwrap(),
+                verified: false,
+            }),
+        },
+        usernames: vec![UsernameEntry {
+            id: UsernameId::new("7").unwrap(),
+            username: Username::new("ada").unwrap(),
+            organization_specific: true,
+        }],
+        lifecycle: Lifecycle::Active,
+        locked: true,
+        created: Timestamp::from_unix_micros(1_732_292_825_645_000),
+        changed: Timestamp::from_unix_micros(1_732_292_826_000_000),
+        sequence: 3,
+    };
+    let bare = User {
+        schema_id: None,
+        data: UserData::default(),
+        contact: Contact::default(),
+        usernames: Vec::new(),
+        locked: false,
+        lifecycle: Lifecycle::Inactive,
+        ..full.clone()
+    };
+    let expected_full = json!({"user": {
+        "details": details_json()["details"],
+        "schema": {"id": "employee"},
+        "data": {"givenName": "Ada"},
+        "contact": {"email": {"address": "ada@example.com", "isVerified": true},
+                    "phone": {"number": "+41790000000"}},
+        "authenticators": {"usernames": [{"usernameId": "7", "username": "ada", "isOrganizationSpecific": true}]},
+        "state": "USER_STATE_LOCKED",
+        "locked": true
+    }});
+    let expected_bare = json!({"user": {
+        "details": details_json()["details"],
+        "state": "USER_STATE_INACTIVE"
+    }});
+    for (user, expected) in [(full, expected_full), (bare, expected_bare)] {
+        let mut mock = service();
+        mock.expect_get_user()
+            .withf(|_, target| target.expected_org.as_ref().map(OrgId::as_str) == Some("o1"))
+            .times(1)
+            .returning(move |_, _| Ok(user.clone()));
+        let (status, _, body) = call(
+            mock,
+            authorized(Method::GET, &format!("{USER}?organization.orgId=o1")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, expected);
+    }
+}
+
+#[actix_web::test]
+async fn patch_passes_only_present_fields() {
+    let mut mock = service();
+    mock.expect_execute()
+        .withf(|_, _, command| match command {
+            Command::Patch(patch) => {
+                patch.schema_id.is_none()
+                    && patch.data.as_ref().is_some_and(|d| d.as_map()["a"] == 1)
+                    && patch.email.is_none()
+                    && patch
+                        .phone
+                        .as_ref()
+                        .is_some_and(|p| p.number.as_str() == "123")
+            }
+            _ => false,
+        })
+        .times(1)
+        .returning(|_, _, _| Ok(details()));
+    let request = authorized(Method::PATCH, USER)
+        .set_json(json!({"data": {"a": 1}, "contact": {"phone": {"number": "123"}}}));
+    let (status, _, body) = call(mock, request).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, details_json());
+}
+
+#[actix_web::test]
+async fn delete_answers_the_details() {
+    let mut mock = service();
+    mock.expect_execute()
+        .withf(|_, _, command| *command == Command::Delete)
+        .times(1)
+        .returning(|_, _, _| Ok(details()));
+    let (status, _, body) = call(mock, authorized(Method::DELETE, USER)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, details_json());
+}
+
+// --- authentication ----------------------------------------------------------------
+
+#[actix_web::test]
+async fn every_user_route_needs_a_bearer_token() {
+    let routes = [
+        (Method::POST, "/resources/v3alpha/users".to_owned()),
+        (Method::GET, USER.to_owned()),
+        (Method::PATCH, USER.to_owned()),
+        (Method::DELETE, USER.to_owned()),
+        (Method::POST, format!("{USER}/_lock")),
+        (Method::POST, format!("{USER}/_unlock")),
+        (Method::POST, format!("{USER}/_deactivate")),
+        (Method::POST, format!("{USER}/_activate")),
+    ];
+    let bad_headers = [
+        None,
+        Some("Bearer"),
+        Some("Basic YWRtaW46YWRtaW4="),
+        Some("Bearer wrong"),
+    ];
+    for (method, uri) in routes {
+        for header_value in bad_headers {
+            let mut mock = service();
+            mock.expect_execute().never();
+            mock.expect_create_user().never();
+            mock.expect_get_user().never();
+            let mut request = TestRequest::default()
+                .method(method.clone())
+                .uri(&uri)
+                .set_payload("{");
+            if let Some(value) = header_value {
+                request = request.insert_header((header::AUTHORIZATION, value));
+            }
+            let (status, headers, body) = call(mock, request).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {uri} {header_value:?}"
+            );
+            assert_eq!(headers.get(header::WWW_AUTHENTICATE).unwrap(), "Bearer");
+            assert_error(&body, 16, "UNAUTHENTICATED");
+        }
+    }
+}
+
+// --- transport errors --------------------------------------------------------------
+
+#[actix_web::test]
+async fn unknown_routes_are_404_in_the_error_format() {
+    for uri in [
+        "/",
+        "/nope",
+        "/resources/v3alpha/users/1/_explode",
+        "/resources/v3alpha/users/1/pats/2/x",
+    ] {
+        let (status, headers, body) = call(service(), authorized(Method::GET, uri)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+        assert_eq!(
+            headers.get(header::CONTENT_TYPE).unwrap(),
+            "application/json"
+        );
+        assert_error(&body, 5, "ROUTE_NOT_FOUND");
+    }
+}
+
+#[actix_web::test]
+async fn wrong_methods_are_405_with_code_12() {
+    let cases = [
+        (Method::GET, format!("{USER}/_lock"), "POST"),
+        (Method::PUT, USER.to_owned(), "GET, PATCH, DELETE"),
+        (Method::POST, USER.to_owned(), "GET, PATCH, DELETE"),
+        (Method::GET, "/resources/v3alpha/users".to_owned(), "POST"),
+        (Method::POST, "/healthz".to_owned(), "GET"),
+    ];
+    for (method, uri, allow) in cases {
+        let (status, headers, body) = call(service(), authorized(method.clone(), &uri)).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+        assert_eq!(headers.get(header::ALLOW).unwrap(), allow);
+        assert_error(&body, 12, "METHOD_NOT_ALLOWED");
+    }
+}
+
+#[actix_web::test]
+async fn malformed_json_and_wrong_types_are_invalid_argument() {
+    let cases = [
+        (r#"{"userId": "a""#, "MALFORMED_JSON"),
+        ("not json", "MALFORMED_JSON"),
+        (r#"{"userId": 5}"#, "INVALID_REQUEST_BODY"),
+        (r#"{"data": "text"}"#, "INVALID_DATA"),
+        (r#"{"data": [1]}"#, "INVALID_DATA"),
+        (
+            r#"{"contact": {"email": {"address": true}}}"#,
+            "INVALID_REQUEST_BODY",
+        ),
+        (
+            r#"{"authenticators": {"usernames": "ada"}}"#,
+            "INVALID_REQUEST_BODY",
+        ),
+        (r#"[]"#, "INVALID_REQUEST_BODY"),
+    ];
+    for (payload, reason) in cases {
+        let mut mock = service();
+        mock.expect_create_user().never();
+        let request = authorized(Method::POST, "/resources/v3alpha/users").set_payload(payload);
+        let (status, _, body) = call(mock, request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{payload}");
+        assert_error(&body, 3, reason);
+    }
+}
+
+#[actix_web::test]
+async fn values_outside_the_limits_name_their_field() {
+    let long = "x".repeat(201);
+    let big_data = json!({"blob": "x".repeat(64 * 1024)});
+    let cases = [
+        (
+            json!({"contact": {"email": {"address": "not-an-email"}}}),
+            "INVALID_EMAIL",
+            "contact.email.address",
+        ),
+        (
+            json!({"contact": {"email": {}}}),
+            "INVALID_EMAIL",
+            "contact.email.address",
+        ),
+        (
+            json!({"contact": {"phone": {"number": "+41 79"}}}),
+            "INVALID_PHONE",
+            "contact.phone.number",
+        ),
+        (json!({"userId": long}), "INVALID_USER_ID", "userId"),
+        (json!({"userId": ""}), "INVALID_USER_ID", "userId"),
+        (json!({"schemaId": long}), "INVALID_SCHEMA_ID", "schemaId"),
+        (json!({"data": big_data}), "DATA_TOO_LARGE", "data"),
+        (
+            json!({"authenticators": {"usernames": [{"username": ""}]}}),
+            "INVALID_USERNAME",
+            "authenticators.usernames[0].username",
+        ),
+    ];
+    for (payload, reason, field) in cases {
+        let mut mock = service();
+        mock.expect_create_user().never();
+        let request = authorized(Method::POST, "/resources/v3alpha/users").set_json(&payload);
+        let (status, _, body) = call(mock, request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{payload}");
+        assert_error(&body, 3, reason);
+        assert_eq!(body["details"][0]["metadata"]["field"], field);
+    }
+}
+
+#[actix_web::test]
+async fn ids_over_200_characters_are_refused() {
+    let mut mock = service();
+    mock.expect_get_user().never();
+    let uri = format!("/resources/v3alpha/users/{}", "1".repeat(201));
+    let (status, _, body) = call(mock, authorized(Method::GET, &uri)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&body, 3, "INVALID_USER_ID");
+
+    let mut mock = service();
+    mock.expect_get_user().times(1).returning(|_, target| {
+        Err(ServiceError::UserNotFound {
+            user_id: target.id.to_string(),
+        })
+    });
+    let uri = format!("/resources/v3alpha/users/{}", "1".repeat(200));
+    let (status, _, _) = call(mock, authorized(Method::GET, &uri)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "200 characters are fine");
+}
+
+#[actix_web::test]
+async fn bodies_over_256_kib_are_413_with_code_3() {
+    let payload = format!(r#"{{"data": {{"x": "{}"}}}}"#, "x".repeat(256 * 1024));
+    let mut mock = service();
+    mock.expect_create_user().never();
+    let request = authorized(Method::POST, "/resources/v3alpha/users").set_payload(payload);
+    let (status, _, body) = call(mock, request).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_error(&body, 3, "REQUEST_TOO_LARGE");
+}
+
+#[actix_web::test]
+async fn percent_encoded_ids_are_decoded() {
+    let mut mock = service();
+    mock.expect_get_user()
+        .withf(|_, target| target.id.as_str() == "ada lovelace/1")
+        .times(1)
+        .returning(|_, target| {
+            Err(ServiceError::UserNotFound {
+                user_id: target.id.to_string(),
+            })
+        });
+    let (status, _, body) = call(
+        mock,
+        authorized(Method::GET, "/resources/v3alpha/users/ada%20lovelace%2F1"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["details"][0]["metadata"]["userId"], "ada lovelace/1");
+}
+
+// --- every error kind --------------------------------------------------------------
+
+#[actix_web::test]
+async fn every_service_error_maps_to_its_status_and_body() {
+    type Case = (fn() -> ServiceError, StatusCode, u64, &'static str, Value);
+    let cases: Vec<Case> = vec![
+        (
+            || ServiceError::invalid("SOMETHING", "bad"),
+            StatusCode::BAD_REQUEST,
+            3,
+            "SOMETHING",
+            Value::Null,
+        ),
+        (
+            || ServiceError::Unauthenticated,
+            StatusCode::UNAUTHORIZED,
+            16,
+            "UNAUTHENTICATED",
+            Value::Null,
+        ),
+        (
+            || ServiceError::UserNotFound {
+                user_id: "u".into(),
+            },
+            StatusCode::NOT_FOUND,
+            5,
+            "USER_NOT_FOUND",
+            json!({"userId": "u"}),
+        ),
+        (
+            || ServiceError::OrganizationNotFound { org_id: "o".into() },
+            StatusCode::NOT_FOUND,
+            5,
+            "ORGANIZATION_NOT_FOUND",
+            json!({"organizationId": "o"}),
+        ),
+        (
+            || ServiceError::PermissionDenied {
+                permission: Permission::UserWrite,
+            },
+            StatusCode::FORBIDDEN,
+            7,
+            "PERMISSION_DENIED",
+            json!({"permission": "user.write"}),
+        ),
+        (
+            || ServiceError::Refused {
+                refusal: Refusal::AlreadyLocked,
+                user_id: "u".into(),
+            },
+            StatusCode::BAD_REQUEST,
+            9,
+            "USER_ALREADY_LOCKED",
+            json!({"userId": "u"}),
+        ),
+        (
+            || ServiceError::Refused {
+                refusal: Refusal::NotLocked,
+                user_id: "u".into(),
+            },
+            StatusCode::BAD_REQUEST,
+            9,
+            "USER_NOT_LOCKED",
+            json!({"userId": "u"}),
+        ),
+        (
+            || ServiceError::Refused {
+                refusal: Refusal::AlreadyInactive,
+                user_id: "u".into(),
+            },
+            StatusCode::BAD_REQUEST,
+            9,
+            "USER_ALREADY_INACTIVE",
+            json!({"userId": "u"}),
+        ),
+        (
+            || ServiceError::Refused {
+                refusal: Refusal::NotInactive,
+                user_id: "u".into(),
+            },
+            StatusCode::BAD_REQUEST,
+            9,
+            "USER_NOT_INACTIVE",
+            json!({"userId": "u"}),
+        ),
+        (
+            || ServiceError::Refused {
+                refusal: Refusal::Deleted,
+                user_id: "u".into(),
+            },
+            StatusCode::NOT_FOUND,
+            5,
+            "USER_NOT_FOUND",
+            json!({"userId": "u"}),
+        ),
+        (
+            || ServiceError::UsernameTaken {
+                username: "ada".into(),
+            },
+            StatusCode::CONFLICT,
+            6,
+            "USERNAME_TAKEN",
+            json!({"username": "ada"}),
+        ),
+        (
+            || ServiceError::UserAlreadyExists {
+                user_id: "u".into(),
+            },
+            StatusCode::CONFLICT,
+            6,
+            "USER_ALREADY_EXISTS",
+            json!({"userId": "u"}),
+        ),
+        (
+            || ServiceError::Aborted {
+                user_id: "u".into(),
+            },
+            StatusCode::CONFLICT,
+            10,
+            "CONCURRENT_MODIFICATION",
+            json!({"userId": "u"}),
+        ),
+        (
+            || ServiceError::Unavailable("connection refused at 10.0.0.5:5432".into()),
+            StatusCode::SERVICE_UNAVAILABLE,
+            14,
+            "DATABASE_UNAVAILABLE",
+            Value::Null,
+        ),
+        (
+            || ServiceError::Internal("relation \"users\" does not exist".into()),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            13,
+            "INTERNAL",
+            Value::Null,
+        ),
+    ];
+    for (make_error, status, code, reason, metadata) in cases {
+        let mut mock = service();
+        mock.expect_get_user()
+            .returning(move |_, _| Err(make_error()));
+        let (got_status, headers, body) = call(mock, authorized(Method::GET, USER)).await;
+        assert_eq!(got_status, status, "{reason}");
+        assert_eq!(
+            headers.get(header::CONTENT_TYPE).unwrap(),
+            "application/json"
+        );
+        assert_error(&body, code, reason);
+        assert_eq!(body["details"][0]["metadata"], metadata, "{reason}");
+        let text = body.to_string();
+        assert!(
+            !text.contains("10.0.0.5") && !text.contains("relation"),
+            "internals leaked: {text}"
+        );
+    }
+}
+
+// --- operability -------------------------------------------------------------------
+
+#[actix_web::test]
+async fn request_ids_are_kept_or_made_and_always_returned() {
+    let request = TestRequest::get()
+        .uri("/healthz")
+        .insert_header(("x-request-id", "abc-123"));
+    let (status, headers, body) = call(service(), request).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"status": "SERVING"}));
+    assert_eq!(headers.get("x-request-id").unwrap(), "abc-123");
+
+    let request = TestRequest::get()
+        .uri("/nope")
+        .insert_header(("x-request-id", "bad id <script>"));
+    let (_, headers, _) = call(service(), request).await;
+    let made = headers.get("x-request-id").unwrap().to_str().unwrap();
+    assert_eq!(made.len(), 24, "a fresh id replaces one that is not plain");
+}
+
+#[actix_web::test]
+async fn readiness_follows_the_service() {
+    let mut mock = service();
+    mock.expect_readiness().times(1).returning(|| Ok(()));
+    let (status, _, _) = call(mock, TestRequest::get().uri("/readyz")).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let mut mock = service();
+    mock.expect_readiness()
+        .returning(|| Err(ServiceError::Unavailable("down".into())));
+    let (status, _, body) = call(mock, TestRequest::get().uri("/readyz")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_error(&body, 14, "DATABASE_UNAVAILABLE");
+}

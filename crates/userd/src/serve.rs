@@ -1,0 +1,171 @@
+//! Start-up: database, migrations, first-start bootstrap, then the HTTP server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::HttpServer;
+use userd_ports::bootstrap::{BootstrapStore, bootstrap_if_empty};
+use userd_ports::clock::SystemClock;
+use userd_ports::ids::SnowflakeIds;
+use userd_ports::service::{Ports, UserService, UserUseCases};
+use userd_store_diesel::{Database, DatabaseTarget, OpenError, PoolSettings};
+
+use crate::pat_file::PendingPatFile;
+use crate::settings::Settings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Database(#[from] OpenError),
+    #[error("cannot reach the database at {url} after {attempts} attempts: {cause}")]
+    Unreachable {
+        url: String,
+        attempts: u32,
+        cause: String,
+    },
+    #[error("cannot write the admin token file {path}: {cause}")]
+    PatFile { path: String, cause: std::io::Error },
+    #[error("first-start bootstrap failed: {0}")]
+    Bootstrap(String),
+    #[error("cannot listen on {address}: {cause}")]
+    Bind {
+        address: String,
+        cause: std::io::Error,
+    },
+    #[error("the HTTP server failed: {0}")]
+    Server(std::io::Error),
+}
+
+/// Opens the pool and applies migrations, retrying while the database is unreachable.
+fn prepare_database(settings: &Settings) -> Result<Database, StartError> {
+    let target = DatabaseTarget::parse(&settings.database.url)?;
+    let pool = PoolSettings {
+        max_size: settings.database.pool_size,
+        checkout_timeout: Duration::from_millis(settings.database.pool_timeout_ms),
+        sqlite_busy_timeout: Duration::from_millis(settings.database.sqlite_busy_timeout_ms),
+    };
+    let database = Database::open(&target, &pool)?;
+    let attempts = settings.database.connect_attempts;
+    for attempt in 1..=attempts {
+        match database.migrate() {
+            Ok(applied) => {
+                tracing::info!(database = %target.redacted(), applied, "database ready");
+                return Ok(database);
+            }
+            Err(OpenError::Unreachable(cause)) if attempt < attempts => {
+                tracing::warn!(
+                    database = %target.redacted(),
+                    attempt,
+                    attempts,
+                    error = %cause,
+                    "database unreachable; retrying in 1 s"
+                );
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Err(OpenError::Unreachable(cause)) => {
+                return Err(StartError::Unreachable {
+                    url: target.redacted(),
+                    attempts,
+                    cause: cause.to_string(),
+                });
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(StartError::Unreachable {
+        url: target.redacted(),
+        attempts,
+        cause: "no attempt was made".into(),
+    })
+}
+
+pub fn migrate_only(settings: &Settings) -> Result<(), StartError> {
+    prepare_database(settings).map(|_| ())
+}
+
+pub fn serve(settings: Settings) -> Result<(), StartError> {
+    let database = prepare_database(&settings)?;
+    actix_web::rt::System::new().block_on(run(settings, database))
+}
+
+async fn bootstrap(
+    settings: &Settings,
+    database: &Database,
+    ids: &SnowflakeIds,
+) -> Result<(), StartError> {
+    let bootstrap_error = |e: &dyn std::fmt::Display| StartError::Bootstrap(e.to_string());
+    if !database.is_empty().await.map_err(|e| bootstrap_error(&e))? {
+        return Ok(());
+    }
+    let path = &settings.bootstrap.admin_pat_path;
+    let file_error = |cause| StartError::PatFile {
+        path: path.display().to_string(),
+        cause,
+    };
+    let pending = PendingPatFile::prepare(path).map_err(file_error)?;
+    let outcome = bootstrap_if_empty(
+        database,
+        &SystemClock,
+        ids,
+        &settings.bootstrap.organization_name,
+        &settings.bootstrap.admin_username,
+    )
+    .await;
+    match outcome {
+        Ok(Some(done)) => {
+            pending.commit(done.token.expose()).map_err(file_error)?;
+            tracing::info!(
+                organization_id = %done.org_id,
+                admin_user_id = %done.admin_id,
+                token_file = %path.display(),
+                "first start: created the first organization and admin; the admin token is in the file"
+            );
+            Ok(())
+        }
+        // Another process bootstrapped between the check and the transaction.
+        Ok(None) => {
+            pending.abandon();
+            Ok(())
+        }
+        Err(error) => {
+            pending.abandon();
+            Err(bootstrap_error(&error))
+        }
+    }
+}
+
+async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
+    let ids = Arc::new(SnowflakeIds::with_random_node());
+    bootstrap(&settings, &database, &ids).await?;
+
+    let store = Arc::new(database);
+    let service: Arc<dyn UserService> = Arc::new(UserUseCases::new(Ports {
+        users: store.clone(),
+        authorizer: store.clone(),
+        health: store.clone(),
+        clock: Arc::new(SystemClock),
+        ids,
+    }));
+
+    let server = &settings.server;
+    let mut http = HttpServer::new(move || userd_api_http::app(Arc::clone(&service)))
+        .shutdown_timeout(server.shutdown_grace_secs);
+    if server.workers > 0 {
+        http = http.workers(server.workers);
+    }
+    let address = format!("{}:{}", server.host, server.port);
+    let http = http
+        .bind((server.host.as_str(), server.port))
+        .map_err(|cause| StartError::Bind {
+            address: address.clone(),
+            cause,
+        })?;
+    for bound in http.addrs() {
+        tracing::info!(address = %bound, "listening on http://{bound}");
+    }
+    // actix-web stops accepting on SIGTERM/SIGINT and lets in-flight requests finish
+    // within the grace period.
+    http.run().await.map_err(StartError::Server)?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,27 @@
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::FmtSpan;
+
+use crate::settings::{LogFormat, LogSettings};
+
+/// Installs the global subscriber: JSON lines for machines, coloured text for people.
+pub fn init(settings: &LogSettings) -> Result<(), String> {
+    let filter = EnvFilter::try_new(&settings.level)
+        .map_err(|e| format!("invalid log.level {:?}: {e}", settings.level))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_span_events(FmtSpan::NONE)
+        .with_ansi(std::io::stdout().is_terminal())
+        .with_writer(std::io::stdout);
+    let installed = match settings.format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+    installed.map_err(|e| format!("cannot install the logger: {e}"))
+}

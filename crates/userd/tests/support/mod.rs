@@ -1,0 +1,266 @@
+//! Runs the real userd binary and talks HTTP to it, as a client would.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use userd_testkit::TestDatabase;
+
+pub const USERS: &str = "/resources/v3alpha/users";
+
+/// A running userd process on a free port.
+pub struct Userd {
+    child: Child,
+    pub base: String,
+    pub token: String,
+    pub db: TestDatabase,
+    pub log: Arc<Mutex<Vec<String>>>,
+    agent: ureq::Agent,
+    extra_env: Vec<(String, String)>,
+}
+
+pub fn pat_path(db: &TestDatabase) -> PathBuf {
+    db.dir().join("secrets/admin.pat")
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+impl Userd {
+    pub fn start(db: TestDatabase) -> Userd {
+        Userd::start_with(db, &[])
+    }
+
+    pub fn start_with(db: TestDatabase, env: &[(&str, &str)]) -> Userd {
+        let extra_env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let (child, base, log) = spawn(&db, &extra_env);
+        let token = std::fs::read_to_string(pat_path(&db))
+            .expect("the first start writes the admin token")
+            .trim()
+            .to_owned();
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Userd {
+            child,
+            base,
+            token,
+            db,
+            log,
+            agent,
+            extra_env,
+        }
+    }
+
+    /// Stops the process (SIGTERM) and starts a new one on the same database.
+    pub fn restart(&mut self) {
+        self.stop();
+        let (child, base, log) = spawn(&self.db, &self.extra_env);
+        self.child = child;
+        self.base = base;
+        self.log = log;
+    }
+
+    pub fn stop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        for _ in 0..100 {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Sends a request with the admin token; the body, when given, is sent as is.
+    pub fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        self.call_as(Some(&self.token), method, path, body)
+    }
+
+    pub fn call_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> (u16, Value) {
+        let (status, _, json) = self.exchange(token, method, path, body, &[]);
+        (status, json)
+    }
+
+    /// The full exchange: status, response headers and JSON body.
+    pub fn exchange(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Vec<(String, String)>, Value) {
+        let url = self.url(path);
+        let mut request = ureq::http::Request::builder().method(method).uri(&url);
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if body.is_some() {
+            request = request.header("Content-Type", "application/json");
+        }
+        let request = request.body(body.unwrap_or("").to_owned()).unwrap();
+        let mut response = self
+            .agent
+            .run(request)
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|_| panic!("{method} {url} answered non-JSON: {text}"))
+        };
+        (status, headers, json)
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        self.call("GET", path, None)
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.call("POST", path, Some(&body.to_string()))
+    }
+
+    pub fn patch(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.call("PATCH", path, Some(&body.to_string()))
+    }
+
+    pub fn delete(&self, path: &str) -> (u16, Value) {
+        self.call("DELETE", path, None)
+    }
+
+    /// POST /users/{id}/{action} with no body.
+    pub fn act(&self, id: &str, action: &str) -> (u16, Value) {
+        self.call("POST", &format!("{USERS}/{id}/{action}"), None)
+    }
+
+    pub fn create(&self, body: &Value) -> (u16, Value) {
+        self.post(USERS, body)
+    }
+
+    pub fn user(&self, id: &str) -> (u16, Value) {
+        self.get(&format!("{USERS}/{id}"))
+    }
+}
+
+impl Drop for Userd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(
+    db: &TestDatabase,
+    extra_env: &[(String, String)],
+) -> (Child, String, Arc<Mutex<Vec<String>>>) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_userd"));
+    command
+        .current_dir(db.dir())
+        .env("USERD_CONFIG_DIR", workspace_root().join("config"))
+        .env("USERD__SERVER__PORT", "0")
+        .env("USERD__SERVER__WORKERS", "2")
+        .env("USERD__DATABASE__URL", &db.url)
+        .env("USERD__BOOTSTRAP__ADMIN_PAT_PATH", pat_path(db))
+        .env("USERD__LOG__FORMAT", "json")
+        .env("USERD__LOG__LEVEL", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in extra_env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("start userd");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (address_tx, address_rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(entry) = serde_json::from_str::<Value>(&line) {
+                    if let Some(address) = entry["address"].as_str() {
+                        let _ = address_tx.send(address.to_owned());
+                    }
+                }
+                log.lock().unwrap().push(line);
+            }
+        });
+    }
+    {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                log.lock().unwrap().push(format!("stderr: {line}"));
+            }
+        });
+    }
+    match address_rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(address) => (child, format!("http://{address}"), log),
+        Err(_) => {
+            let _ = child.kill();
+            let lines = log.lock().unwrap().join("\n");
+            panic!("userd did not start listening:\n{lines}");
+        }
+    }
+}
+
+/// The reason of an error body.
+pub fn reason(body: &Value) -> &str {
+    body["details"][0]["reason"].as_str().unwrap_or_default()
+}
+
+pub fn assert_rfc3339_utc(text: &Value) {
+    let text = text
+        .as_str()
+        .unwrap_or_else(|| panic!("not a string: {text}"));
+    assert!(text.ends_with('Z'), "{text}");
+    let fraction = text
+        .split('.')
+        .nth(1)
+        .map_or(0, |f| f.trim_end_matches('Z').len());
+    assert!([0, 3, 6, 9].contains(&fraction), "{text}");
+    assert!(text.len() >= 20 && text.as_bytes()[10] == b'T', "{text}");
+}
