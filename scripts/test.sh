@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Runs userd's whole test suite: unit, property, repository-contract (SQLite and
+# PostgreSQL), HTTP-route and end-to-end tests.
+#
+# PostgreSQL tests use the server at USERD_TEST_POSTGRES_URL
+# (default postgres://postgres@127.0.0.1:5432/postgres) and create a database per test.
+#   USERD_TEST_POSTGRES=require  never skip them (CI): an unreachable server fails the run
+#   USERD_TEST_POSTGRES=skip     do not run them
+#   (unset)                      run them when the server answers, else skip them loudly
+# Extra arguments go to the test runner (cargo nextest run, or cargo test).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+url="${USERD_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+mode="${USERD_TEST_POSTGRES:-auto}"
+
+postgres_answers() {
+    if command -v pg_isready >/dev/null 2>&1; then
+        pg_isready -q -d "$url" -t 3
+        return
+    fi
+    # Without the client tools, at least check that something listens there.
+    local hostport host port
+    hostport="${url#*://}"; hostport="${hostport#*@}"; hostport="${hostport%%/*}"
+    host="${hostport%%:*}"; port="${hostport##*:}"
+    [ "$port" = "$hostport" ] && port=5432
+    timeout 3 bash -c ">/dev/tcp/${host:-127.0.0.1}/${port}" 2>/dev/null
+}
+
+banner() {
+    printf '\n%s\n' "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
+    printf '!!! %s\n' "$@" >&2
+    printf '%s\n\n' "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
+}
+
+case "$mode" in
+    skip)
+        banner "PostgreSQL tests were NOT run (USERD_TEST_POSTGRES=skip)."
+        ;;
+    require)
+        postgres_answers || { echo "PostgreSQL at $url does not answer, and USERD_TEST_POSTGRES=require" >&2; exit 1; }
+        echo "PostgreSQL tests run against $url"
+        ;;
+    *)
+        if postgres_answers; then
+            echo "PostgreSQL tests run against $url"
+            mode=require
+        else
+            banner "PostgreSQL at $url does not answer:" \
+                   "PostgreSQL tests were NOT run. Start PostgreSQL or set USERD_TEST_POSTGRES_URL."
+            mode=skip
+        fi
+        ;;
+esac
+export USERD_TEST_POSTGRES="$mode"
+export USERD_TEST_POSTGRES_URL="$url"
+
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast "$@"
+else
+    cargo test --workspace --no-fail-fast "$@"
+fi
+
+if [ "$mode" = skip ]; then
+    banner "Reminder: PostgreSQL tests were NOT run."
+fi
