@@ -11,6 +11,11 @@ use crate::error::ApiError;
 /// Bodies above this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
+/// How much of an oversized body is still read (and thrown away) before answering 413.
+/// A client still sending when the connection closes sees a broken pipe instead of the
+/// answer; past this bound, protecting the server matters more.
+const MAX_DRAINED_BYTES: usize = 8 * 1024 * 1024;
+
 /// Reads the whole body, refusing more than [`MAX_BODY_BYTES`] without buffering it.
 pub(crate) async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result<Bytes, ApiError> {
     let declared = req
@@ -18,7 +23,10 @@ pub(crate) async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
+    if let Some(length) = declared.filter(|length| *length > MAX_BODY_BYTES) {
+        if length <= MAX_DRAINED_BYTES {
+            drain(payload, 0).await;
+        }
         return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
     }
     let mut body = BytesMut::with_capacity(declared.unwrap_or(0));
@@ -30,11 +38,22 @@ pub(crate) async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result
             )
         })?;
         if body.len() + chunk.len() > MAX_BODY_BYTES {
+            drain(payload, body.len() + chunk.len()).await;
             return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
+}
+
+/// Reads and discards what is left of a body, up to [`MAX_DRAINED_BYTES`] in all.
+async fn drain(mut payload: Payload, mut seen: usize) {
+    while seen <= MAX_DRAINED_BYTES {
+        match payload.next().await {
+            Some(Ok(chunk)) => seen += chunk.len(),
+            Some(Err(_)) | None => return,
+        }
+    }
 }
 
 /// Parses a JSON object body; an empty body reads as `{}` (every request object is

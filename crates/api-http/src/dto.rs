@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use userd_domain::Timestamp;
+use userd_domain::authz::Role;
 use userd_domain::user::{Contact, EmailContact, PhoneContact, User, UserPatch};
 use userd_domain::values::{Email, Phone, SchemaId, UserData, UserId, Username};
 use userd_ports::ServiceError;
@@ -289,4 +291,86 @@ impl From<&User> for UserOut {
 #[derive(Debug, Serialize)]
 pub(crate) struct GetUserResponse {
     pub user: UserOut,
+}
+
+// --- administration ----------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct CreateOrganizationRequest {
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct MemberRequest {
+    user_id: Option<String>,
+    roles: Option<Vec<String>>,
+}
+
+impl MemberRequest {
+    pub(crate) fn into_parts(self) -> Result<(UserId, Vec<Role>), ServiceError> {
+        let user = UserId::new(self.user_id.unwrap_or_default())
+            .map_err(|e| ServiceError::invalid_field("userId", e))?;
+        let roles = self
+            .roles
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| {
+                Role::parse(&name).ok_or_else(|| ServiceError::InvalidArgument {
+                    reason: "INVALID_ROLE",
+                    message: format!("roles[{i}]: unknown role {name:?}"),
+                    field: Some(format!("roles[{i}]")),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((user, roles))
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CreateTokenRequest {
+    expiration_date: Option<String>,
+}
+
+impl CreateTokenRequest {
+    pub(crate) fn expiration(&self) -> Result<Option<Timestamp>, ServiceError> {
+        self.expiration_date
+            .as_deref()
+            .map(|text| {
+                Timestamp::parse_rfc3339(text).ok_or_else(|| ServiceError::InvalidArgument {
+                    reason: "INVALID_EXPIRATION_DATE",
+                    message: format!("expirationDate {text:?} is not an RFC 3339 timestamp"),
+                    field: Some("expirationDate".to_owned()),
+                })
+            })
+            .transpose()
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CreateOrganizationResponse {
+    pub details: DetailsOut,
+    pub organization_id: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct OrganizationOut {
+    pub details: DetailsOut,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct GetOrganizationResponse {
+    pub organization: OrganizationOut,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CreateTokenResponse {
+    pub details: DetailsOut,
+    pub personal_access_token_id: String,
+    pub personal_access_token: String,
 }

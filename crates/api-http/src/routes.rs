@@ -15,23 +15,30 @@ use userd_domain::user::Command;
 use userd_domain::values::{OrgId, UserId};
 use userd_ports::ErrorKind;
 use userd_ports::ServiceError;
+use userd_ports::admin::AdminService;
 use userd_ports::service::{Credentials, UserRef, UserService};
 
 use crate::body::{parse_json, read_body};
 use crate::dto::{
-    CreateUserRequest, DetailsResponse, EmptyRequest, GetUserResponse, PatchUserRequest, UserOut,
+    CreateOrganizationRequest, CreateOrganizationResponse, CreateTokenRequest, CreateTokenResponse,
+    CreateUserRequest, DetailsOut, DetailsResponse, EmptyRequest, GetOrganizationResponse,
+    GetUserResponse, MemberRequest, OrganizationOut, PatchUserRequest, UserOut,
 };
 use crate::error::ApiError;
 use crate::request_context::request_context;
 
 type Service = web::Data<dyn UserService>;
+type Admin = web::Data<dyn AdminService>;
 type Answer = Result<HttpResponse, ApiError>;
 
 const USERS: &str = "/resources/v3alpha/users";
 
 /// Registers every route of the contract, with JSON errors for unknown paths and wrong
 /// methods.
-fn app_config(service: Arc<dyn UserService>) -> impl FnOnce(&mut web::ServiceConfig) {
+fn app_config(
+    service: Arc<dyn UserService>,
+    admin: Arc<dyn AdminService>,
+) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
         let allow = |methods: &'static str| {
             web::to(move |req: HttpRequest| async move {
@@ -39,6 +46,7 @@ fn app_config(service: Arc<dyn UserService>) -> impl FnOnce(&mut web::ServiceCon
             })
         };
         cfg.app_data(web::Data::from(service))
+            .app_data(web::Data::from(admin))
             .service(
                 web::resource("/healthz")
                     .get(healthz)
@@ -65,6 +73,41 @@ fn app_config(service: Arc<dyn UserService>) -> impl FnOnce(&mut web::ServiceCon
             .service(action("_unlock", unlock_user, allow("POST")))
             .service(action("_deactivate", deactivate_user, allow("POST")))
             .service(action("_activate", activate_user, allow("POST")))
+            .service(
+                web::resource(format!("{USERS}/{{id}}/pats"))
+                    .post(create_token)
+                    .default_service(allow("POST")),
+            )
+            .service(
+                web::resource(format!("{USERS}/{{id}}/pats/{{pat_id}}"))
+                    .delete(revoke_token)
+                    .default_service(allow("DELETE")),
+            )
+            .service(
+                web::resource("/v2/organizations")
+                    .post(create_organization)
+                    .default_service(allow("POST")),
+            )
+            .service(
+                web::resource("/v2/organizations/{org_id}")
+                    .get(get_organization)
+                    .default_service(allow("GET")),
+            )
+            .service(
+                web::resource("/v2/organizations/{org_id}/members")
+                    .post(set_org_member)
+                    .default_service(allow("POST")),
+            )
+            .service(
+                web::resource("/v2/organizations/{org_id}/members/{user_id}")
+                    .delete(remove_org_member)
+                    .default_service(allow("DELETE")),
+            )
+            .service(
+                web::resource("/v2/instance/members")
+                    .post(set_instance_member)
+                    .default_service(allow("POST")),
+            )
             .default_service(web::to(|req: HttpRequest| async move {
                 Err::<HttpResponse, _>(ApiError::route_not_found(req.path()))
             }));
@@ -84,6 +127,7 @@ where
 /// The whole HTTP application: routes, request ids and logging, JSON errors everywhere.
 pub fn app(
     service: Arc<dyn UserService>,
+    admin: Arc<dyn AdminService>,
 ) -> actix_web::App<
     impl actix_web::dev::ServiceFactory<
         actix_web::dev::ServiceRequest,
@@ -99,7 +143,7 @@ pub fn app(
         .app_data(web::PathConfig::default().error_handler(|error, _| {
             ApiError::invalid("INVALID_PATH", format!("invalid path: {error}")).into()
         }))
-        .configure(app_config(service))
+        .configure(app_config(service, admin))
 }
 
 /// Rewrites any error response that did not come from our handlers (actix's own) into
@@ -294,4 +338,120 @@ async fn activate_user(
     service: Service,
 ) -> Answer {
     state_change(req, id.into_inner(), payload, service, Command::Activate).await
+}
+
+// --- administration ----------------------------------------------------------------
+
+fn org_id(text: String) -> Result<OrgId, ApiError> {
+    OrgId::new(text).map_err(|e| ServiceError::invalid_field("orgId", e).into())
+}
+
+async fn create_token(
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: Payload,
+    service: Service,
+    admin: Admin,
+) -> Answer {
+    let caller = authenticate(&req, &service).await?;
+    let target = user_ref(&req, id.into_inner())?;
+    let body = read_body(&req, payload).await?;
+    let expiration = parse_json::<CreateTokenRequest>(&body)?.expiration()?;
+    let issued = admin.create_token(&caller, &target, expiration).await?;
+    Ok(HttpResponse::Created().json(CreateTokenResponse {
+        details: (&issued.details).into(),
+        personal_access_token_id: issued.token_id,
+        personal_access_token: issued.token.expose().to_owned(),
+    }))
+}
+
+async fn revoke_token(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    service: Service,
+    admin: Admin,
+) -> Answer {
+    let caller = authenticate(&req, &service).await?;
+    let (id, token_id) = path.into_inner();
+    let target = user_ref(&req, id)?;
+    let revoked = admin.revoke_token(&caller, &target, &token_id).await?;
+    Ok(details(StatusCode::OK, &revoked))
+}
+
+async fn create_organization(
+    req: HttpRequest,
+    payload: Payload,
+    service: Service,
+    admin: Admin,
+) -> Answer {
+    let caller = authenticate(&req, &service).await?;
+    let body = read_body(&req, payload).await?;
+    let request = parse_json::<CreateOrganizationRequest>(&body)?;
+    let created = admin
+        .create_organization(&caller, request.name.as_deref().unwrap_or_default())
+        .await?;
+    Ok(HttpResponse::Created().json(CreateOrganizationResponse {
+        organization_id: created.id.clone(),
+        details: (&created).into(),
+    }))
+}
+
+async fn get_organization(
+    req: HttpRequest,
+    id: web::Path<String>,
+    service: Service,
+    admin: Admin,
+) -> Answer {
+    let caller = authenticate(&req, &service).await?;
+    let org = org_id(id.into_inner())?;
+    let found = admin.get_organization(&caller, &org).await?;
+    Ok(HttpResponse::Ok().json(GetOrganizationResponse {
+        organization: OrganizationOut {
+            details: DetailsOut::from(&found.details),
+            name: found.name,
+        },
+    }))
+}
+
+async fn set_org_member(
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: Payload,
+    service: Service,
+    admin: Admin,
+) -> Answer {
+    let caller = authenticate(&req, &service).await?;
+    let org = org_id(id.into_inner())?;
+    let body = read_body(&req, payload).await?;
+    let (user, roles) = parse_json::<MemberRequest>(&body)?.into_parts()?;
+    let member = admin.set_org_member(&caller, &org, &user, &roles).await?;
+    Ok(details(StatusCode::OK, &member))
+}
+
+async fn remove_org_member(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    service: Service,
+    admin: Admin,
+) -> Answer {
+    let caller = authenticate(&req, &service).await?;
+    let (org, user) = path.into_inner();
+    let org = org_id(org)?;
+    let user =
+        UserId::new(user).map_err(|e| ApiError::from(ServiceError::invalid_field("userId", e)))?;
+    let removed = admin.remove_org_member(&caller, &org, &user).await?;
+    Ok(details(StatusCode::OK, &removed))
+}
+
+async fn set_instance_member(
+    req: HttpRequest,
+    payload: Payload,
+    service: Service,
+    admin: Admin,
+) -> Answer {
+    let caller = authenticate(&req, &service).await?;
+    let body = read_body(&req, payload).await?;
+    let (user, roles) = parse_json::<MemberRequest>(&body)?.into_parts()?;
+    let member = admin.set_instance_member(&caller, &user, &roles).await?;
+    Ok(details(StatusCode::OK, &member))
 }

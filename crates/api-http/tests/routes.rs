@@ -16,6 +16,7 @@ use userd_domain::user::{
 };
 use userd_domain::values::{Email, OrgId, Phone, SchemaId, UserData, UserId, Username, UsernameId};
 use userd_ports::ServiceError;
+use userd_ports::admin::{IssuedToken, MockAdminService, OrganizationView};
 use userd_ports::service::{Credentials, MockUserService, Owner, OwnerType, ResourceDetails};
 
 const TOKEN: &str = "userd_pat_test";
@@ -67,7 +68,15 @@ async fn call(
     mock: MockUserService,
     request: TestRequest,
 ) -> (StatusCode, actix_web::http::header::HeaderMap, Value) {
-    let app = test::init_service(app(Arc::new(mock))).await;
+    call_admin(mock, MockAdminService::new(), request).await
+}
+
+async fn call_admin(
+    mock: MockUserService,
+    admin: MockAdminService,
+    request: TestRequest,
+) -> (StatusCode, actix_web::http::header::HeaderMap, Value) {
+    let app = test::init_service(app(Arc::new(mock), Arc::new(admin))).await;
     let response = test::call_service(&app, request.to_request()).await;
     let status = response.status();
     let headers = response.headers().clone();
@@ -715,4 +724,226 @@ async fn readiness_follows_the_service() {
     let (status, _, body) = call(mock, TestRequest::get().uri("/readyz")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_error(&body, 14, "DATABASE_UNAVAILABLE");
+}
+
+// --- administration ----------------------------------------------------------------
+
+fn instance_details(id: &str) -> ResourceDetails {
+    ResourceDetails {
+        id: id.into(),
+        owner: Owner {
+            kind: OwnerType::Instance,
+            id: "1".into(),
+        },
+        ..details()
+    }
+}
+
+#[actix_web::test]
+async fn organizations_are_created_and_read() {
+    let mut admin = MockAdminService::new();
+    admin
+        .expect_create_organization()
+        .withf(|caller, name| caller.user_id.as_str() == "admin" && name == "Globex")
+        .times(1)
+        .returning(|_, _| Ok(instance_details("42")));
+    let request = authorized(Method::POST, "/v2/organizations").set_json(json!({"name": "Globex"}));
+    let (status, _, body) = call_admin(service(), admin, request).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(body["organizationId"], "42");
+    assert_eq!(
+        body["details"]["owner"],
+        json!({"type": "OWNER_TYPE_INSTANCE", "id": "1"})
+    );
+
+    let mut admin = MockAdminService::new();
+    admin
+        .expect_get_organization()
+        .withf(|_, org| org.as_str() == "42")
+        .times(1)
+        .returning(|_, _| {
+            Ok(OrganizationView {
+                details: instance_details("42"),
+                name: "Globex".into(),
+            })
+        });
+    let (status, _, body) = call_admin(
+        service(),
+        admin,
+        authorized(Method::GET, "/v2/organizations/42"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["organization"]["name"], "Globex");
+    assert_eq!(body["organization"]["details"]["id"], "42");
+}
+
+#[actix_web::test]
+async fn members_are_set_and_removed_with_parsed_roles() {
+    let mut admin = MockAdminService::new();
+    admin
+        .expect_set_org_member()
+        .withf(|_, org, user, roles| {
+            org.as_str() == "42"
+                && user.as_str() == "u7"
+                && roles == [Role::OrgOwner, Role::OrgUserViewer]
+        })
+        .times(1)
+        .returning(|_, _, _, _| Ok(details()));
+    let request = authorized(Method::POST, "/v2/organizations/42/members")
+        .set_json(json!({"userId": "u7", "roles": ["ORG_OWNER", "ORG_USER_VIEWER"]}));
+    let (status, _, body) = call_admin(service(), admin, request).await;
+    assert_eq!((status, body), (StatusCode::OK, details_json()));
+
+    let mut admin = MockAdminService::new();
+    admin.expect_set_org_member().never();
+    let request = authorized(Method::POST, "/v2/organizations/42/members")
+        .set_json(json!({"userId": "u7", "roles": ["ORG_OWNER", "SUPERUSER"]}));
+    let (status, _, body) = call_admin(service(), admin, request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&body, 3, "INVALID_ROLE");
+    assert_eq!(body["details"][0]["metadata"]["field"], "roles[1]");
+
+    let mut admin = MockAdminService::new();
+    admin
+        .expect_remove_org_member()
+        .withf(|_, org, user| org.as_str() == "42" && user.as_str() == "u7")
+        .times(1)
+        .returning(|_, _, _| Ok(details()));
+    let (status, _, _) = call_admin(
+        service(),
+        admin,
+        authorized(Method::DELETE, "/v2/organizations/42/members/u7"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let mut admin = MockAdminService::new();
+    admin
+        .expect_set_instance_member()
+        .withf(|_, user, roles| user.as_str() == "u7" && roles == [Role::IamUserManager])
+        .times(1)
+        .returning(|_, _, _| Ok(instance_details("u7")));
+    let request = authorized(Method::POST, "/v2/instance/members")
+        .set_json(json!({"userId": "u7", "roles": ["IAM_USER_MANAGER"]}));
+    let (status, _, body) = call_admin(service(), admin, request).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["details"]["owner"]["type"], "OWNER_TYPE_INSTANCE");
+}
+
+#[actix_web::test]
+async fn tokens_are_shown_once_on_creation_and_revoked_by_id() {
+    let mut admin = MockAdminService::new();
+    admin
+        .expect_create_token()
+        .withf(|_, target, expires| {
+            target.id.as_str() == "69629012906488334"
+                && *expires == Some(Timestamp::from_unix_micros(1_893_456_000_000_000))
+        })
+        .times(1)
+        .returning(|_, _, _| {
+            let (token, _) = userd_ports::tokens::generate_token().unwrap();
+            Ok(IssuedToken {
+                details: details(),
+                token_id: "p1".into(),
+                token,
+            })
+        });
+    let request = authorized(Method::POST, &format!("{USER}/pats"))
+        .set_json(json!({"expirationDate": "2030-01-01T00:00:00Z"}));
+    let (status, _, body) = call_admin(service(), admin, request).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(body["personalAccessTokenId"], "p1");
+    assert!(
+        body["personalAccessToken"]
+            .as_str()
+            .unwrap()
+            .starts_with("userd_pat_")
+    );
+    assert_eq!(body["details"], details_json()["details"]);
+
+    let mut admin = MockAdminService::new();
+    admin.expect_create_token().never();
+    let request = authorized(Method::POST, &format!("{USER}/pats"))
+        .set_json(json!({"expirationDate": "tomorrow"}));
+    let (status, _, body) = call_admin(service(), admin, request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&body, 3, "INVALID_EXPIRATION_DATE");
+
+    let mut admin = MockAdminService::new();
+    admin
+        .expect_revoke_token()
+        .withf(|_, target, token| target.id.as_str() == "69629012906488334" && token == "p1")
+        .times(1)
+        .returning(|_, _, _| Ok(details()));
+    let (status, _, _) = call_admin(
+        service(),
+        admin,
+        authorized(Method::DELETE, &format!("{USER}/pats/p1")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn administration_routes_need_a_token_too() {
+    let routes = [
+        (Method::POST, "/v2/organizations".to_owned()),
+        (Method::GET, "/v2/organizations/42".to_owned()),
+        (Method::POST, "/v2/organizations/42/members".to_owned()),
+        (Method::DELETE, "/v2/organizations/42/members/u7".to_owned()),
+        (Method::POST, "/v2/instance/members".to_owned()),
+        (Method::POST, format!("{USER}/pats")),
+        (Method::DELETE, format!("{USER}/pats/p1")),
+    ];
+    for (method, uri) in routes {
+        let request = TestRequest::default().method(method.clone()).uri(&uri);
+        let (status, _, body) = call_admin(service(), MockAdminService::new(), request).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri}");
+        assert_error(&body, 16, "UNAUTHENTICATED");
+    }
+}
+
+#[actix_web::test]
+async fn escalation_and_missing_records_map_to_403_and_404() {
+    type Case = (fn() -> ServiceError, StatusCode, u64, &'static str);
+    let cases: Vec<Case> = vec![
+        (
+            || ServiceError::PrivilegeEscalation("no"),
+            StatusCode::FORBIDDEN,
+            7,
+            "PRIVILEGE_ESCALATION",
+        ),
+        (
+            || ServiceError::MemberNotFound {
+                org_id: "42".into(),
+                user_id: "u7".into(),
+            },
+            StatusCode::NOT_FOUND,
+            5,
+            "MEMBER_NOT_FOUND",
+        ),
+        (
+            || ServiceError::TokenNotFound {
+                token_id: "p1".into(),
+            },
+            StatusCode::NOT_FOUND,
+            5,
+            "TOKEN_NOT_FOUND",
+        ),
+    ];
+    for (make_error, status, code, reason) in cases {
+        let mut admin = MockAdminService::new();
+        admin
+            .expect_revoke_token()
+            .returning(move |_, _, _| Err(make_error()));
+        let (got, _, body) = call_admin(
+            service(),
+            admin,
+            authorized(Method::DELETE, &format!("{USER}/pats/p1")),
+        )
+        .await;
+        assert_eq!(got, status, "{reason}");
+        assert_error(&body, code, reason);
+    }
 }

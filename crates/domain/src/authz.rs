@@ -174,6 +174,19 @@ impl RoleSet {
     }
 }
 
+/// Every role one user holds: on the instance, and per organization.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Memberships {
+    pub instance: RoleSet,
+    pub organizations: BTreeMap<OrgId, RoleSet>,
+}
+
+impl Memberships {
+    pub fn is_empty(&self) -> bool {
+        self.instance.is_empty() && self.organizations.values().all(RoleSet::is_empty)
+    }
+}
+
 /// The authenticated caller of a request, with every role it holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
@@ -209,6 +222,25 @@ impl Caller {
             .map(RoleSet::permissions)
             .unwrap_or_default();
         self.instance_roles.permissions().union(in_org)
+    }
+
+    /// Every permission the caller holds on the instance (in every organization at once).
+    pub fn instance_permissions(&self) -> PermissionSet {
+        self.instance_roles.permissions()
+    }
+
+    /// Whether the caller already holds every permission `target` carries, so that
+    /// granting it, or acting with it, raises nobody above the caller.
+    ///
+    /// Instance-wide permissions can only be covered by instance-wide permissions: a role
+    /// in one organization never reaches the others.
+    pub fn covers(&self, target: &Memberships) -> bool {
+        self.instance_permissions()
+            .is_superset_of(target.instance.permissions())
+            && target
+                .organizations
+                .iter()
+                .all(|(org, roles)| self.permissions_in(org).is_superset_of(roles.permissions()))
     }
 
     /// The contract's decision for an operation needing `permission` on a resource of `org`.
@@ -272,6 +304,39 @@ mod tests {
             viewer.authorize(&org("b"), Permission::UserRead),
             Err(AccessError::NotVisible)
         );
+    }
+
+    #[test]
+    fn nobody_covers_more_than_they_hold() {
+        let memberships = |instance: &[Role], in_org: &[(&str, &[Role])]| Memberships {
+            instance: RoleSet::new(instance.iter().copied()),
+            organizations: in_org
+                .iter()
+                .map(|(id, roles)| (org(id), RoleSet::new(roles.iter().copied())))
+                .collect(),
+        };
+        let org_owner = caller(&[], &[("a", &[Role::OrgOwner])]);
+        assert!(org_owner.covers(&memberships(&[], &[("a", &[Role::OrgOwner])])));
+        assert!(org_owner.covers(&memberships(&[], &[("a", &[Role::OrgUserViewer])])));
+        assert!(org_owner.covers(&Memberships::default()));
+        assert!(
+            !org_owner.covers(&memberships(&[Role::IamUserManager], &[])),
+            "instance-wide"
+        );
+        assert!(
+            !org_owner.covers(&memberships(&[], &[("b", &[Role::OrgUserViewer])])),
+            "other org"
+        );
+
+        let iam_manager = caller(&[Role::IamUserManager], &[]);
+        assert!(iam_manager.covers(&memberships(&[], &[("z", &[Role::OrgUserManager])])));
+        assert!(
+            !iam_manager.covers(&memberships(&[], &[("z", &[Role::OrgOwner])])),
+            "members, tokens"
+        );
+
+        let admin = caller(&[Role::IamOwner], &[]);
+        assert!(admin.covers(&memberships(&[Role::IamOwner], &[("a", &[Role::OrgOwner])])));
     }
 
     #[test]

@@ -125,6 +125,33 @@ identifier!(
     "INVALID_USERNAME_ID"
 );
 
+/// The display name of an organization: 1 to 200 characters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct OrganizationName(String);
+
+impl OrganizationName {
+    pub fn new(value: impl Into<String>) -> Result<Self, InvalidValue> {
+        let value = value.into();
+        check_text(
+            &value,
+            "an organization name",
+            MAX_ID_CHARS,
+            "INVALID_ORGANIZATION_NAME",
+        )?;
+        if value.trim().is_empty() {
+            return Err(InvalidValue::new(
+                "INVALID_ORGANIZATION_NAME",
+                "an organization name must not be blank",
+            ));
+        }
+        Ok(OrganizationName(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A login name. Uniqueness is decided on [`Username::key`], so `Ada` and `ada` clash.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

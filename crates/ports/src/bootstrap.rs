@@ -14,6 +14,7 @@ use crate::tokens::{NoRandomness, TokenHash, TokenSecret, generate_token};
 /// Everything the first start writes, in one transaction.
 #[derive(Debug, Clone)]
 pub struct BootstrapPlan {
+    pub instance_id: String,
     pub org_id: OrgId,
     pub org_name: String,
     pub admin: User,
@@ -32,6 +33,9 @@ pub trait BootstrapStore: Send + Sync {
     /// Writes the plan if, and only if, the database holds no organization yet. Returns
     /// whether it wrote. Safe against several processes starting at once.
     async fn bootstrap_if_empty(&self, plan: &BootstrapPlan) -> Result<bool, StoreError>;
+
+    /// The id of this instance, recording `candidate` when none is recorded yet.
+    async fn instance_id(&self, candidate: &str) -> Result<String, StoreError>;
 }
 
 #[derive(Debug)]
@@ -76,6 +80,7 @@ pub async fn bootstrap_if_empty(
     let (admin, admin_created) = User::create(admin_id.clone(), created, at, None);
     let (token, token_hash) = generate_token()?;
     let plan = BootstrapPlan {
+        instance_id: ids.next_id(),
         org_id: org_id.clone(),
         org_name: org_name.to_owned(),
         admin,

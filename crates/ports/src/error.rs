@@ -47,6 +47,12 @@ pub enum ServiceError {
     OrganizationNotFound { org_id: String },
     #[error("the caller lacks the permission {permission}")]
     PermissionDenied { permission: Permission },
+    #[error("{0}")]
+    PrivilegeEscalation(&'static str),
+    #[error("the user is not a member of the organization")]
+    MemberNotFound { org_id: String, user_id: String },
+    #[error("personal access token not found")]
+    TokenNotFound { token_id: String },
     #[error("{refusal}")]
     Refused { refusal: Refusal, user_id: String },
     #[error("the username {username:?} is already taken")]
@@ -87,7 +93,12 @@ impl ServiceError {
             ServiceError::UserNotFound { .. } | ServiceError::OrganizationNotFound { .. } => {
                 ErrorKind::NotFound
             }
-            ServiceError::PermissionDenied { .. } => ErrorKind::PermissionDenied,
+            ServiceError::PermissionDenied { .. } | ServiceError::PrivilegeEscalation(_) => {
+                ErrorKind::PermissionDenied
+            }
+            ServiceError::MemberNotFound { .. } | ServiceError::TokenNotFound { .. } => {
+                ErrorKind::NotFound
+            }
             ServiceError::Refused { refusal, .. } => match refusal {
                 Refusal::Deleted => ErrorKind::NotFound,
                 _ => ErrorKind::FailedPrecondition,
@@ -109,6 +120,9 @@ impl ServiceError {
             ServiceError::UserNotFound { .. } => "USER_NOT_FOUND",
             ServiceError::OrganizationNotFound { .. } => "ORGANIZATION_NOT_FOUND",
             ServiceError::PermissionDenied { .. } => "PERMISSION_DENIED",
+            ServiceError::PrivilegeEscalation(_) => "PRIVILEGE_ESCALATION",
+            ServiceError::MemberNotFound { .. } => "MEMBER_NOT_FOUND",
+            ServiceError::TokenNotFound { .. } => "TOKEN_NOT_FOUND",
             ServiceError::Refused { refusal, .. } => refusal.reason(),
             ServiceError::UsernameTaken { .. } => "USERNAME_TAKEN",
             ServiceError::UserAlreadyExists { .. } => "USER_ALREADY_EXISTS",
@@ -149,6 +163,13 @@ impl ServiceError {
                 vec![("permission", permission.as_str().to_owned())]
             }
             ServiceError::UsernameTaken { username } => vec![("username", username.clone())],
+            ServiceError::MemberNotFound { org_id, user_id } => vec![
+                ("organizationId", org_id.clone()),
+                ("userId", user_id.clone()),
+            ],
+            ServiceError::TokenNotFound { token_id } => {
+                vec![("personalAccessTokenId", token_id.clone())]
+            }
             _ => Vec::new(),
         }
     }
@@ -166,6 +187,8 @@ pub enum StoreError {
     UsernameTaken(String),
     #[error("organization not found")]
     OrganizationNotFound,
+    #[error("user not found")]
+    UserNotFound,
     #[error("the database is unavailable: {0}")]
     Unavailable(#[source] Cause),
     #[error("storage error: {0}")]

@@ -2,9 +2,9 @@
 
 use async_trait::async_trait;
 use userd_domain::Timestamp;
-use userd_domain::authz::Caller;
+use userd_domain::authz::{Caller, Memberships, RoleSet};
 use userd_domain::user::{User, UserEvent};
-use userd_domain::values::UserId;
+use userd_domain::values::{OrgId, UserId};
 
 pub use crate::error::StoreError;
 use crate::tokens::TokenHash;
@@ -26,6 +26,14 @@ pub trait UserRepository: Send + Sync {
     async fn append(&self, state: &User, event: &UserEvent) -> Result<(), StoreError>;
 }
 
+/// A token that authenticated, and the caller it stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthenticatedToken {
+    pub caller: Caller,
+    /// When the token stops working by itself.
+    pub expires_at: Option<Timestamp>,
+}
+
 /// Resolves credentials to callers.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
@@ -36,7 +44,11 @@ pub trait Authorizer: Send + Sync {
         &self,
         token: &TokenHash,
         now: Timestamp,
-    ) -> Result<Option<Caller>, StoreError>;
+    ) -> Result<Option<AuthenticatedToken>, StoreError>;
+
+    /// Drops anything remembered about the tokens of `user`, whose standing just changed
+    /// (locked, deactivated, deleted, roles or tokens changed).
+    fn forget_user(&self, user: &UserId);
 }
 
 /// Whether the storage answers.
@@ -44,6 +56,70 @@ pub trait Authorizer: Send + Sync {
 #[async_trait]
 pub trait HealthProbe: Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// When a membership or a token was made and last changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordTimes {
+    pub created: Timestamp,
+    pub changed: Timestamp,
+}
+
+/// Roles held by users, on the instance and in organizations.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait MembershipRepository: Send + Sync {
+    async fn memberships_of(&self, user: &UserId) -> Result<Memberships, StoreError>;
+
+    /// Gives `user` exactly `roles` in `org`, creating the membership if needed. An unknown
+    /// (or deleted) user is [`StoreError::UserNotFound`]; an unknown organization
+    /// [`StoreError::OrganizationNotFound`].
+    async fn set_org_member(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        roles: &RoleSet,
+        at: Timestamp,
+    ) -> Result<RecordTimes, StoreError>;
+
+    /// Ends a membership; `None` when there was none.
+    async fn remove_org_member(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        at: Timestamp,
+    ) -> Result<Option<RecordTimes>, StoreError>;
+
+    async fn set_instance_member(
+        &self,
+        user: &UserId,
+        roles: &RoleSet,
+        at: Timestamp,
+    ) -> Result<RecordTimes, StoreError>;
+}
+
+/// A personal access token to be stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewToken {
+    pub id: String,
+    pub user_id: UserId,
+    pub hash: TokenHash,
+    pub expires_at: Option<Timestamp>,
+    pub created: Timestamp,
+}
+
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait TokenRepository: Send + Sync {
+    async fn create_token(&self, token: &NewToken) -> Result<(), StoreError>;
+
+    /// Revokes a token of `user` that is not revoked yet; `None` when there is none.
+    async fn revoke_token(
+        &self,
+        user: &UserId,
+        token_id: &str,
+        at: Timestamp,
+    ) -> Result<Option<RecordTimes>, StoreError>;
 }
 
 /// An organization: the owner of users.

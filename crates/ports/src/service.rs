@@ -1,4 +1,4 @@
-//! The driving port ([`UserService`]) and its implementation ([`UserUseCases`]).
+//! The driving port ([`UserService`]) and its implementation ([`UseCases`]).
 //!
 //! Every use case runs its checks in the contract's order: authenticate (the caller was
 //! resolved from its token), authorize (no role in the user's organization: not found; a
@@ -17,7 +17,10 @@ use userd_domain::values::{
 use crate::clock::Clock;
 use crate::error::{ServiceError, StoreError};
 use crate::ids::IdGenerator;
-use crate::repository::{Authorizer, HealthProbe, UserRepository};
+use crate::repository::{
+    Authorizer, HealthProbe, MembershipRepository, OrganizationRepository, TokenRepository,
+    UserRepository,
+};
 use crate::tokens::TokenHash;
 
 /// What the client presented to identify itself.
@@ -123,23 +126,29 @@ pub trait UserService: Send + Sync {
 pub struct Ports {
     pub users: Arc<dyn UserRepository>,
     pub authorizer: Arc<dyn Authorizer>,
+    pub organizations: Arc<dyn OrganizationRepository>,
+    pub members: Arc<dyn MembershipRepository>,
+    pub tokens: Arc<dyn TokenRepository>,
     pub health: Arc<dyn HealthProbe>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGenerator>,
+    /// The id of this userd instance, the owner of organizations.
+    pub instance_id: String,
 }
 
 /// How many times a write that lost a race is re-tried against the new state before the
 /// client gets ABORTED. Each lost race means another writer made progress.
 pub const DEFAULT_WRITE_ATTEMPTS: u32 = 16;
 
-pub struct UserUseCases {
-    ports: Ports,
+/// The use cases: [`UserService`] here, [`crate::admin::AdminService`] in `admin`.
+pub struct UseCases {
+    pub(crate) ports: Ports,
     write_attempts: u32,
 }
 
-impl UserUseCases {
+impl UseCases {
     pub fn new(ports: Ports) -> Self {
-        UserUseCases {
+        UseCases {
             ports,
             write_attempts: DEFAULT_WRITE_ATTEMPTS,
         }
@@ -151,7 +160,7 @@ impl UserUseCases {
     }
 
     /// Loads a live user the caller may act on with `permission`.
-    async fn load_authorized(
+    pub(crate) async fn load_authorized(
         &self,
         caller: &Caller,
         target: &UserRef,
@@ -238,6 +247,11 @@ fn check_usernames(usernames: &[NewUsername]) -> Result<(), ServiceError> {
     Ok(())
 }
 
+/// Whether the command changes if the user's tokens work.
+fn changes_standing(command: &Command) -> bool {
+    !matches!(command, Command::Patch(_))
+}
+
 fn permission_for(command: &Command) -> Permission {
     match command {
         Command::Delete => Permission::UserDelete,
@@ -246,7 +260,7 @@ fn permission_for(command: &Command) -> Permission {
 }
 
 #[async_trait]
-impl UserService for UserUseCases {
+impl UserService for UseCases {
     async fn authenticate(&self, credentials: &Credentials) -> Result<Caller, ServiceError> {
         let Credentials::Bearer(token) = credentials else {
             return Err(ServiceError::Unauthenticated);
@@ -256,6 +270,7 @@ impl UserService for UserUseCases {
             .authorizer
             .caller_for_token(&hash, self.ports.clock.now())
             .await?
+            .map(|found| found.caller)
             .ok_or(ServiceError::Unauthenticated)
     }
 
@@ -349,7 +364,12 @@ impl UserService for UserUseCases {
                 return Ok(ResourceDetails::of_user(&user));
             };
             match self.ports.users.append(&next, &event).await {
-                Ok(()) => return Ok(ResourceDetails::of_user(&next)),
+                Ok(()) => {
+                    if changes_standing(&command) {
+                        self.ports.authorizer.forget_user(&next.id);
+                    }
+                    return Ok(ResourceDetails::of_user(&next));
+                }
                 Err(StoreError::Conflict) => {
                     tracing::debug!(user_id = %target.id, attempt, "lost a write race; reloading");
                 }
@@ -367,4 +387,4 @@ impl UserService for UserUseCases {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,13 +1,15 @@
 use async_trait::async_trait;
 use diesel::prelude::*;
 use userd_domain::authz::{Role, RoleSet};
+use userd_domain::values::{OrgId, UserId};
 use userd_ports::bootstrap::{BootstrapPlan, BootstrapStore};
 use userd_ports::error::StoreError;
+use userd_ports::recovery::RecoveryStore;
 
 use crate::auth::format_roles;
 use crate::connection::{Database, DbConnection, write_transaction};
 use crate::errors::store_error;
-use crate::schema::{instance_members, organizations, personal_access_tokens};
+use crate::schema::{instance, instance_members, organizations, personal_access_tokens, users};
 use crate::users::UserWrite;
 
 /// Serializes the first start of several processes on one PostgreSQL database.
@@ -26,6 +28,17 @@ impl BootstrapStore for Database {
         .await
     }
 
+    async fn instance_id(&self, candidate: &str) -> Result<String, StoreError> {
+        let candidate = candidate.to_owned();
+        self.run(move |conn| {
+            write_transaction(conn, |conn| {
+                lock_bootstrap(conn)?;
+                record_instance(conn, &candidate, 0)
+            })
+        })
+        .await
+    }
+
     async fn bootstrap_if_empty(&self, plan: &BootstrapPlan) -> Result<bool, StoreError> {
         let plan = plan.clone();
         self.run(move |conn| write_transaction(conn, |conn| bootstrap(conn, &plan)))
@@ -33,12 +46,38 @@ impl BootstrapStore for Database {
     }
 }
 
-fn bootstrap(conn: &mut DbConnection, plan: &BootstrapPlan) -> Result<bool, StoreError> {
+fn lock_bootstrap(conn: &mut DbConnection) -> Result<(), StoreError> {
     if let DbConnection::Postgres(pg) = conn {
         diesel::sql_query(format!("SELECT pg_advisory_xact_lock({BOOTSTRAP_LOCK})"))
             .execute(pg)
             .map_err(store_error)?;
     }
+    Ok(())
+}
+
+/// The recorded instance id, or `candidate` after recording it.
+fn record_instance(
+    conn: &mut DbConnection,
+    candidate: &str,
+    at: i64,
+) -> Result<String, StoreError> {
+    let recorded: Option<String> = instance::table
+        .select(instance::id)
+        .first(conn)
+        .optional()
+        .map_err(store_error)?;
+    if let Some(id) = recorded {
+        return Ok(id);
+    }
+    diesel::insert_into(instance::table)
+        .values((instance::id.eq(candidate), instance::created_at_us.eq(at)))
+        .execute(conn)
+        .map_err(store_error)?;
+    Ok(candidate.to_owned())
+}
+
+fn bootstrap(conn: &mut DbConnection, plan: &BootstrapPlan) -> Result<bool, StoreError> {
+    lock_bootstrap(conn)?;
     let organizations_present: i64 = organizations::table
         .count()
         .get_result(conn)
@@ -47,6 +86,7 @@ fn bootstrap(conn: &mut DbConnection, plan: &BootstrapPlan) -> Result<bool, Stor
         return Ok(false);
     }
     let at = plan.at.unix_micros();
+    record_instance(conn, &plan.instance_id, at)?;
     diesel::insert_into(organizations::table)
         .values((
             organizations::id.eq(plan.org_id.as_str()),
@@ -76,4 +116,45 @@ fn bootstrap(conn: &mut DbConnection, plan: &BootstrapPlan) -> Result<bool, Stor
         .execute(conn)
         .map_err(store_error)?;
     Ok(true)
+}
+
+#[async_trait]
+impl RecoveryStore for Database {
+    async fn usable_instance_owner(&self) -> Result<Option<UserId>, StoreError> {
+        let found: Option<String> = self
+            .run(|conn| {
+                instance_members::table
+                    .inner_join(users::table)
+                    // Role lists are comma-separated names; no other role name contains
+                    // this one.
+                    .filter(instance_members::roles.like("%IAM_OWNER%"))
+                    .filter(users::lifecycle.eq("ACTIVE"))
+                    .filter(users::locked.eq(false))
+                    .order((users::created_at_us, users::id))
+                    .select(users::id)
+                    .first(conn)
+                    .optional()
+                    .map_err(store_error)
+            })
+            .await?;
+        found
+            .map(|id| UserId::new(id).map_err(StoreError::internal))
+            .transpose()
+    }
+
+    async fn first_organization(&self) -> Result<Option<OrgId>, StoreError> {
+        let found: Option<String> = self
+            .run(|conn| {
+                organizations::table
+                    .order((organizations::created_at_us, organizations::id))
+                    .select(organizations::id)
+                    .first(conn)
+                    .optional()
+                    .map_err(store_error)
+            })
+            .await?;
+        found
+            .map(|id| OrgId::new(id).map_err(StoreError::internal))
+            .transpose()
+    }
 }

@@ -1,6 +1,13 @@
 // The tables of migrations/{sqlite,postgres}: identical column types on both backends.
 
 diesel::table! {
+    instance (id) {
+        id -> Text,
+        created_at_us -> BigInt,
+    }
+}
+
+diesel::table! {
     organizations (id) {
         id -> Text,
         name -> Text,
@@ -87,8 +94,11 @@ diesel::table! {
 diesel::joinable!(usernames -> users (user_id));
 diesel::joinable!(personal_access_tokens -> users (user_id));
 diesel::joinable!(users -> organizations (org_id));
+diesel::joinable!(instance_members -> users (user_id));
+diesel::joinable!(org_members -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    instance,
     organizations,
     events,
     users,

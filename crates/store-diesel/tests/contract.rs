@@ -8,20 +8,21 @@ use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection, SqliteConnection};
 use serde_json::json;
 use userd_domain::Timestamp;
-use userd_domain::authz::{Caller, Role, RoleSet};
+use userd_domain::authz::{Caller, Memberships, Role, RoleSet};
 use userd_domain::user::{
     Command, Contact, EmailContact, PhoneContact, User, UserChange, UserCreated, UserPatch,
     UsernameEntry,
 };
 use userd_domain::values::{Email, OrgId, Phone, SchemaId, UserData, UserId, Username, UsernameId};
-use userd_ports::bootstrap::bootstrap_if_empty;
+use userd_ports::bootstrap::{BootstrapStore, bootstrap_if_empty};
 use userd_ports::clock::{Clock, SystemClock};
 use userd_ports::error::{ErrorKind, StoreError};
 use userd_ports::ids::{IdGenerator, SnowflakeIds};
 use userd_ports::repository::{
-    Authorizer, EventLog, HealthProbe, Organization, OrganizationRepository, UserRepository,
+    Authorizer, EventLog, HealthProbe, MembershipRepository, NewToken, Organization,
+    OrganizationRepository, TokenRepository, UserRepository,
 };
-use userd_ports::service::{Ports, UserRef, UserService, UserUseCases};
+use userd_ports::service::{Ports, UseCases, UserRef, UserService};
 use userd_ports::tokens::TokenHash;
 use userd_store_diesel::{Database, DatabaseTarget, PoolSettings};
 use userd_testkit::{TestDatabase, on_both_backends};
@@ -41,6 +42,10 @@ on_both_backends!(
     a_tampered_projection_is_detected,
     bootstrap_runs_once_and_its_token_authenticates,
     tokens_stop_working_for_locked_inactive_and_deleted_users,
+    memberships_are_set_replaced_and_removed,
+    tokens_expire_and_are_revoked,
+    a_caller_carries_all_its_roles,
+    the_instance_id_is_recorded_once,
 );
 
 struct Fixture {
@@ -83,14 +88,18 @@ impl Fixture {
         }
     }
 
-    fn service(&self) -> UserUseCases {
+    fn service(&self) -> UseCases {
         let db = Arc::new(self.db.clone());
-        UserUseCases::new(Ports {
+        UseCases::new(Ports {
             users: db.clone(),
             authorizer: db.clone(),
+            organizations: db.clone(),
+            members: db.clone(),
+            tokens: db.clone(),
             health: db,
             clock: Arc::new(SystemClock),
             ids: Arc::new(SnowflakeIds::new(2)),
+            instance_id: "instance".into(),
         })
     }
 
@@ -460,7 +469,8 @@ async fn bootstrap_runs_once_and_its_token_authenticates(db: TestDatabase) {
         .caller_for_token(&TokenHash::of(first.token.expose()), SystemClock.now())
         .await
         .unwrap()
-        .expect("the bootstrap token authenticates");
+        .expect("the bootstrap token authenticates")
+        .caller;
     assert_eq!(caller.user_id, first.admin_id);
     assert_eq!(caller.org_id, first.org_id);
     assert_eq!(caller.instance_roles, RoleSet::new([Role::IamOwner]));
@@ -516,4 +526,182 @@ async fn tokens_stop_working_for_locked_inactive_and_deleted_users(db: TestDatab
     let (deleted, event) = step(&active, Command::Delete);
     store.append(&deleted, &event).await.unwrap();
     assert!(!works().await, "deleted");
+}
+
+async fn memberships_are_set_replaced_and_removed(db: TestDatabase) {
+    let f = Fixture::new(db).await;
+    let other = f.other_org().await;
+    let user = f.create("m1", &f.org, &[]).await.unwrap();
+    let at = |micros| Timestamp::from_unix_micros(micros);
+    let viewer = RoleSet::new([Role::OrgUserViewer]);
+    let first =
+        f.db.set_org_member(&other, &user.id, &viewer, at(10))
+            .await
+            .unwrap();
+    assert_eq!((first.created, first.changed), (at(10), at(10)));
+    let owner = RoleSet::new([Role::OrgOwner, Role::OrgUserViewer]);
+    let second =
+        f.db.set_org_member(&other, &user.id, &owner, at(20))
+            .await
+            .unwrap();
+    assert_eq!(
+        (second.created, second.changed),
+        (at(10), at(20)),
+        "replaced, not added"
+    );
+    f.db.set_instance_member(&user.id, &RoleSet::new([Role::IamUserManager]), at(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        f.db.memberships_of(&user.id).await.unwrap(),
+        Memberships {
+            instance: RoleSet::new([Role::IamUserManager]),
+            organizations: [(other.clone(), owner)].into(),
+        }
+    );
+
+    let removed =
+        f.db.remove_org_member(&other, &user.id, at(40))
+            .await
+            .unwrap();
+    assert_eq!(removed.map(|t| t.created), Some(at(10)));
+    assert_eq!(
+        f.db.remove_org_member(&other, &user.id, at(50))
+            .await
+            .unwrap(),
+        None
+    );
+
+    let nobody = UserId::new("nobody").unwrap();
+    assert!(matches!(
+        f.db.set_org_member(&other, &nobody, &viewer, at(1)).await,
+        Err(StoreError::UserNotFound)
+    ));
+    assert!(matches!(
+        f.db.set_org_member(&OrgId::new("no-org").unwrap(), &user.id, &viewer, at(1))
+            .await,
+        Err(StoreError::OrganizationNotFound)
+    ));
+    assert!(matches!(
+        f.db.set_instance_member(&nobody, &RoleSet::new([Role::IamOwner]), at(1))
+            .await,
+        Err(StoreError::UserNotFound)
+    ));
+
+    // Deleting the user ends its memberships.
+    f.db.set_org_member(&other, &user.id, &viewer, at(60))
+        .await
+        .unwrap();
+    f.run(&user, Command::Delete).await;
+    assert_eq!(
+        f.db.memberships_of(&user.id).await.unwrap(),
+        Memberships::default()
+    );
+}
+
+async fn tokens_expire_and_are_revoked(db: TestDatabase) {
+    let f = Fixture::new(db).await;
+    let user = f.create("t1", &f.org, &[]).await.unwrap();
+    let at = |micros| Timestamp::from_unix_micros(micros);
+    let token = |id: &str, secret: &str, expires: Option<i64>| NewToken {
+        id: id.into(),
+        user_id: user.id.clone(),
+        hash: TokenHash::of(secret),
+        expires_at: expires.map(at),
+        created: at(5),
+    };
+    f.db.create_token(&token("p1", "s1", Some(1_000)))
+        .await
+        .unwrap();
+    f.db.create_token(&token("p2", "s2", None)).await.unwrap();
+    let resolve = |secret: &'static str, now: i64| {
+        let db = f.db.clone();
+        async move {
+            db.caller_for_token(&TokenHash::of(secret), at(now))
+                .await
+                .unwrap()
+        }
+    };
+    let found = resolve("s1", 999).await.expect("valid before expiry");
+    assert_eq!(found.expires_at, Some(at(1_000)));
+    assert_eq!(found.caller.user_id, user.id);
+    assert!(
+        resolve("s1", 1_000).await.is_none(),
+        "expired at its expiry"
+    );
+
+    assert!(resolve("s2", 999).await.is_some());
+    let revoked = f.db.revoke_token(&user.id, "p2", at(700)).await.unwrap();
+    assert_eq!(
+        revoked.map(|t| (t.created, t.changed)),
+        Some((at(5), at(700)))
+    );
+    assert!(resolve("s2", 999).await.is_none(), "revoked");
+    assert_eq!(
+        f.db.revoke_token(&user.id, "p2", at(800)).await.unwrap(),
+        None,
+        "once"
+    );
+    let stranger = UserId::new("someone-else").unwrap();
+    assert_eq!(
+        f.db.revoke_token(&stranger, "p1", at(800)).await.unwrap(),
+        None,
+        "not theirs"
+    );
+}
+
+async fn a_caller_carries_all_its_roles(db: TestDatabase) {
+    let f = Fixture::new(db).await;
+    let second = f.other_org().await;
+    let third = f.other_org().await;
+    let user = f.create("r1", &f.org, &[]).await.unwrap();
+    let now = SystemClock.now();
+    f.db.set_org_member(&second, &user.id, &RoleSet::new([Role::OrgOwner]), now)
+        .await
+        .unwrap();
+    f.db.set_org_member(&third, &user.id, &RoleSet::new([Role::OrgUserViewer]), now)
+        .await
+        .unwrap();
+    f.db.create_token(&NewToken {
+        id: "p1".into(),
+        user_id: user.id.clone(),
+        hash: TokenHash::of("secret"),
+        expires_at: None,
+        created: now,
+    })
+    .await
+    .unwrap();
+    let caller =
+        f.db.caller_for_token(&TokenHash::of("secret"), now)
+            .await
+            .unwrap()
+            .unwrap()
+            .caller;
+    assert_eq!(caller.org_id, f.org);
+    assert!(caller.instance_roles.is_empty());
+    assert_eq!(
+        caller.org_roles,
+        [
+            (second, RoleSet::new([Role::OrgOwner])),
+            (third, RoleSet::new([Role::OrgUserViewer]))
+        ]
+        .into()
+    );
+    f.db.set_instance_member(&user.id, &RoleSet::new([Role::IamOwner]), now)
+        .await
+        .unwrap();
+    let caller =
+        f.db.caller_for_token(&TokenHash::of("secret"), now)
+            .await
+            .unwrap()
+            .unwrap()
+            .caller;
+    assert_eq!(caller.instance_roles, RoleSet::new([Role::IamOwner]));
+    assert_eq!(caller.org_roles.len(), 2);
+}
+
+async fn the_instance_id_is_recorded_once(db: TestDatabase) {
+    let f = Fixture::new(db).await;
+    assert_eq!(f.db.instance_id("first").await.unwrap(), "first");
+    assert_eq!(f.db.instance_id("second").await.unwrap(), "first");
 }

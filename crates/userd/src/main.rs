@@ -1,13 +1,16 @@
 //! The userd binary: reads the configuration, prepares the database, and serves HTTP.
 
 mod pat_file;
+mod recover;
 mod serve;
 mod settings;
 mod telemetry;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
 
 use crate::settings::{KEYS, Settings, env_var_of};
 
@@ -44,6 +47,27 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Issue a new IAM_OWNER token straight against the database, for when the admin
+    /// token is lost. Writes it to bootstrap.admin_pat_path (mode 0600) unless told
+    /// otherwise.
+    AdminToken(AdminTokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AdminTokenArgs {
+    /// The user to issue it for (made IAM_OWNER if it is not). By default the
+    /// longest-standing usable IAM_OWNER, or a new admin user if none is left.
+    #[arg(long)]
+    pub user_id: Option<String>,
+    /// Write the token to this file (mode 0600) instead of bootstrap.admin_pat_path.
+    #[arg(long, conflicts_with = "print")]
+    pub output: Option<PathBuf>,
+    /// Print the token on standard output instead of writing a file.
+    #[arg(long)]
+    pub print: bool,
+    /// Days until the token expires; by default it does not.
+    #[arg(long)]
+    pub expires_in_days: Option<u32>,
 }
 
 fn main() -> ExitCode {
@@ -55,13 +79,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(error) = telemetry::init(&settings.log) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    let sink = match command {
+        Command::Serve => telemetry::Sink::Stdout,
+        _ => telemetry::Sink::Stderr,
+    };
+    if let Err(error) = telemetry::init(&settings.log, sink) {
         eprintln!("userd: {error}");
         return ExitCode::from(2);
     }
-    let outcome = match cli.command.unwrap_or(Command::Serve) {
+    let outcome = match command {
         Command::Serve => serve::serve(settings),
         Command::Migrate => serve::migrate_only(&settings),
+        Command::AdminToken(args) => recover::admin_token(&settings, args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,10 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::HttpServer;
+use userd_ports::admin::AdminService;
+use userd_ports::auth_cache::CachedAuthorizer;
 use userd_ports::bootstrap::{BootstrapStore, bootstrap_if_empty};
 use userd_ports::clock::SystemClock;
-use userd_ports::ids::SnowflakeIds;
-use userd_ports::service::{Ports, UserService, UserUseCases};
+use userd_ports::ids::{IdGenerator, SnowflakeIds};
+use userd_ports::repository::Authorizer;
+use userd_ports::service::{Ports, UseCases, UserService};
 use userd_store_diesel::{Database, DatabaseTarget, OpenError, PoolSettings};
 
 use crate::pat_file::PendingPatFile;
@@ -34,10 +37,14 @@ pub enum StartError {
     },
     #[error("the HTTP server failed: {0}")]
     Server(std::io::Error),
+    #[error("{0}")]
+    Recovery(#[from] userd_ports::recovery::RecoveryError),
+    #[error("{0}")]
+    Runtime(String),
 }
 
 /// Opens the pool and applies migrations, retrying while the database is unreachable.
-fn prepare_database(settings: &Settings) -> Result<Database, StartError> {
+pub fn prepare_database(settings: &Settings) -> Result<Database, StartError> {
     let target = DatabaseTarget::parse(&settings.database.url)?;
     let pool = PoolSettings {
         max_size: settings.database.pool_size,
@@ -138,18 +145,37 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
     let ids = Arc::new(SnowflakeIds::with_random_node());
     bootstrap(&settings, &database, &ids).await?;
 
+    let instance_id = database
+        .instance_id(&ids.next_id())
+        .await
+        .map_err(|e| StartError::Runtime(format!("cannot read the instance id: {e}")))?;
+
     let store = Arc::new(database);
-    let service: Arc<dyn UserService> = Arc::new(UserUseCases::new(Ports {
+    let authorizer: Arc<dyn Authorizer> = match settings.server.token_cache_ms {
+        0 => store.clone(),
+        ms => Arc::new(CachedAuthorizer::with_ttl(
+            store.clone(),
+            Duration::from_millis(ms),
+        )),
+    };
+    let use_cases = Arc::new(UseCases::new(Ports {
         users: store.clone(),
-        authorizer: store.clone(),
+        authorizer,
+        organizations: store.clone(),
+        members: store.clone(),
+        tokens: store.clone(),
         health: store.clone(),
         clock: Arc::new(SystemClock),
         ids,
+        instance_id,
     }));
+    let users: Arc<dyn UserService> = use_cases.clone();
+    let admin: Arc<dyn AdminService> = use_cases;
 
     let server = &settings.server;
-    let mut http = HttpServer::new(move || userd_api_http::app(Arc::clone(&service)))
-        .shutdown_timeout(server.shutdown_grace_secs);
+    let mut http =
+        HttpServer::new(move || userd_api_http::app(Arc::clone(&users), Arc::clone(&admin)))
+            .shutdown_timeout(server.shutdown_grace_secs);
     if server.workers > 0 {
         http = http.workers(server.workers);
     }

@@ -31,6 +31,9 @@ pub struct ServerSettings {
     pub workers: usize,
     /// Seconds in-flight requests get to finish after SIGTERM or SIGINT.
     pub shutdown_grace_secs: u64,
+    /// How long an authenticated token is remembered; 0 disables the cache. At most
+    /// 2000, so a revocation reaches every process within two seconds.
+    pub token_cache_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -88,6 +91,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "server.shutdown_grace_secs",
         "30",
         "time in-flight requests get on SIGTERM/SIGINT",
+    ),
+    (
+        "server.token_cache_ms",
+        "1000",
+        "how long a token check is reused (0-2000; 0 = off)",
     ),
     (
         "database.url",
@@ -184,6 +192,11 @@ impl Settings {
         if self.database.connect_attempts == 0 {
             return Err(SettingsError(
                 "database.connect_attempts must be at least 1".into(),
+            ));
+        }
+        if self.server.token_cache_ms > 2000 {
+            return Err(SettingsError(
+                "server.token_cache_ms must be at most 2000, so that revoked tokens stop working within two seconds".into(),
             ));
         }
         if self.bootstrap.admin_pat_path.as_os_str().is_empty() {

@@ -6,3 +6,4 @@ DROP TABLE users;
 DROP TABLE events;
 DROP FUNCTION events_are_append_only();
 DROP TABLE organizations;
+DROP TABLE instance;

@@ -5,3 +5,4 @@ DROP TABLE usernames;
 DROP TABLE users;
 DROP TABLE events;
 DROP TABLE organizations;
+DROP TABLE instance;

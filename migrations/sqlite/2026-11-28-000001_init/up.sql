@@ -3,6 +3,12 @@
 -- Ids and JSON are TEXT and times are BIGINT microseconds since the Unix epoch (UTC):
 -- the same column types on both backends, so one diesel schema serves both.
 
+-- The single row naming this userd instance, the owner of organizations.
+CREATE TABLE instance (
+    id            TEXT PRIMARY KEY,
+    created_at_us BIGINT NOT NULL
+);
+
 CREATE TABLE organizations (
     id            TEXT PRIMARY KEY,
     name          TEXT NOT NULL,

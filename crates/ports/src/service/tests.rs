@@ -14,19 +14,22 @@ use super::*;
 use crate::clock::MockClock;
 use crate::error::ErrorKind;
 use crate::ids::MockIdGenerator;
-use crate::repository::{MockAuthorizer, MockHealthProbe, MockUserRepository};
+use crate::repository::{
+    AuthenticatedToken, MockAuthorizer, MockHealthProbe, MockMembershipRepository,
+    MockOrganizationRepository, MockTokenRepository, MockUserRepository,
+};
 
-const NOW: i64 = 1_750_000_000_000_000;
+pub(crate) const NOW: i64 = 1_750_000_000_000_000;
 
-fn org(id: &str) -> OrgId {
+pub(crate) fn org(id: &str) -> OrgId {
     OrgId::new(id).unwrap()
 }
 
-fn user_id(id: &str) -> UserId {
+pub(crate) fn user_id(id: &str) -> UserId {
     UserId::new(id).unwrap()
 }
 
-fn caller_with(instance: &[Role], in_org: &[(&str, &[Role])]) -> Caller {
+pub(crate) fn caller_with(instance: &[Role], in_org: &[(&str, &[Role])]) -> Caller {
     Caller {
         user_id: user_id("caller"),
         org_id: org("home"),
@@ -42,7 +45,7 @@ fn admin() -> Caller {
     caller_with(&[Role::IamOwner], &[])
 }
 
-fn stored_user(id: &str, org_id: &str) -> User {
+pub(crate) fn stored_user(id: &str, org_id: &str) -> User {
     let created = UserCreated {
         org_id: org(org_id),
         schema_id: None,
@@ -66,58 +69,70 @@ fn locked(user: User) -> User {
         .0
 }
 
-struct Mocks {
-    users: MockUserRepository,
-    authorizer: MockAuthorizer,
-    health: MockHealthProbe,
-    ids: MockIdGenerator,
+pub(crate) struct Mocks {
+    pub users: MockUserRepository,
+    pub authorizer: MockAuthorizer,
+    pub organizations: MockOrganizationRepository,
+    pub members: MockMembershipRepository,
+    pub tokens: MockTokenRepository,
+    pub health: MockHealthProbe,
+    pub ids: MockIdGenerator,
 }
 
 impl Mocks {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let mut ids = MockIdGenerator::new();
         let mut next = 1000u64;
         ids.expect_next_id().returning(move || {
             next += 1;
             next.to_string()
         });
+        let mut authorizer = MockAuthorizer::new();
+        authorizer.expect_forget_user().return_const(());
         Mocks {
             users: MockUserRepository::new(),
-            authorizer: MockAuthorizer::new(),
+            authorizer,
+            organizations: MockOrganizationRepository::new(),
+            members: MockMembershipRepository::new(),
+            tokens: MockTokenRepository::new(),
             health: MockHealthProbe::new(),
             ids,
         }
     }
 
-    fn finding(mut self, user: Option<User>) -> Self {
+    pub fn finding(mut self, user: Option<User>) -> Self {
         self.users
             .expect_find()
             .returning(move |_| Ok(user.clone()));
         self
     }
 
-    fn never_writing(mut self) -> Self {
+    pub fn never_writing(mut self) -> Self {
         self.users.expect_append().never();
         self
     }
 
-    fn build(self) -> UserUseCases {
+    pub fn build(self) -> UseCases {
         let mut clock = MockClock::new();
         clock
             .expect_now()
             .returning(|| Timestamp::from_unix_micros(NOW));
-        UserUseCases::new(Ports {
+        UseCases::new(Ports {
             users: Arc::new(self.users),
             authorizer: Arc::new(self.authorizer),
+            organizations: Arc::new(self.organizations),
+            members: Arc::new(self.members),
+            tokens: Arc::new(self.tokens),
             health: Arc::new(self.health),
             clock: Arc::new(clock),
             ids: Arc::new(self.ids),
+            instance_id: "instance".to_owned(),
         })
         .with_write_attempts(4)
     }
 }
 
-fn target(id: &str) -> UserRef {
+pub(crate) fn target(id: &str) -> UserRef {
     UserRef {
         id: user_id(id),
         expected_org: None,
@@ -149,7 +164,12 @@ async fn tokens_are_looked_up_by_hash_only() {
             eq(Timestamp::from_unix_micros(NOW)),
         )
         .times(1)
-        .returning(|_, _| Ok(Some(admin())));
+        .returning(|_, _| {
+            Ok(Some(AuthenticatedToken {
+                caller: admin(),
+                expires_at: None,
+            }))
+        });
     let caller = mocks
         .build()
         .authenticate(&Credentials::Bearer("secret".into()))
@@ -231,6 +251,37 @@ async fn load_then_authorize_then_guard_then_write() {
             id: "acme".into()
         }
     );
+}
+
+#[tokio::test]
+async fn changes_of_standing_forget_cached_tokens_and_patches_do_not() {
+    for (command, forgets) in [
+        (Command::Lock, true),
+        (Command::Deactivate, true),
+        (Command::Delete, true),
+        (
+            Command::Patch(UserPatch {
+                schema_id: Some(SchemaId::new("s").unwrap()),
+                ..UserPatch::default()
+            }),
+            false,
+        ),
+    ] {
+        let mut mocks = Mocks::new().finding(Some(stored_user("u1", "acme")));
+        mocks.authorizer = MockAuthorizer::new();
+        mocks
+            .authorizer
+            .expect_forget_user()
+            .with(eq(user_id("u1")))
+            .times(usize::from(forgets))
+            .return_const(());
+        mocks.users.expect_append().returning(|_, _| Ok(()));
+        mocks
+            .build()
+            .execute(&admin(), &target("u1"), command)
+            .await
+            .unwrap();
+    }
 }
 
 #[tokio::test]

@@ -130,10 +130,13 @@ impl Userd {
             request = request.header("Content-Type", "application/json");
         }
         let request = request.body(body.unwrap_or("").to_owned()).unwrap();
-        let mut response = self
-            .agent
-            .run(request)
-            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let mut response = self.agent.run(request).unwrap_or_else(|e| {
+            panic!(
+                "{method} {url} ({} bytes sent): {e}\nlast server log lines:\n{}",
+                body.map_or(0, str::len),
+                self.log_tail(8)
+            )
+        });
         let status = response.status().as_u16();
         let headers = response
             .headers()
@@ -153,6 +156,12 @@ impl Userd {
                 .unwrap_or_else(|_| panic!("{method} {url} answered non-JSON: {text}"))
         };
         (status, headers, json)
+    }
+
+    /// The last `lines` lines the server wrote, for failure messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log.lock().map(|l| l.clone()).unwrap_or_default();
+        log[log.len().saturating_sub(lines)..].join("\n")
     }
 
     pub fn get(&self, path: &str) -> (u16, Value) {
