@@ -13,15 +13,114 @@ use userd_testkit::TestDatabase;
 
 pub const USERS: &str = "/resources/v3alpha/users";
 
-/// A running userd process on a free port.
+type Log = Arc<Mutex<Vec<String>>>;
+
+/// Status, response headers and JSON body of one exchange.
+pub type Exchange = (u16, Vec<(String, String)>, Value);
+
+/// An HTTP client for one userd process.
+#[derive(Clone)]
+pub struct Client {
+    pub base: String,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    fn new(base: String) -> Client {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Client { base, agent }
+    }
+
+    /// The full exchange: status, response headers and JSON body.
+    pub fn exchange(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<Exchange, String> {
+        let url = format!("{}{}", self.base, path);
+        let mut request = ureq::http::Request::builder().method(method).uri(&url);
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if body.is_some() {
+            request = request.header("Content-Type", "application/json");
+        }
+        let request = request
+            .body(body.unwrap_or("").to_owned())
+            .map_err(|e| e.to_string())?;
+        let sent = body.map_or(0, str::len);
+        let mut response = self
+            .agent
+            .run(request)
+            .map_err(|e| format!("{method} {url} ({sent} bytes sent): {e}"))?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .map_err(|_| format!("{method} {url} answered non-JSON: {text}"))?
+        };
+        Ok((status, headers, json))
+    }
+
+    pub fn call_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> (u16, Value) {
+        let (status, _, json) = self
+            .exchange(token, method, path, body, &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        (status, json)
+    }
+}
+
+/// A running userd process on a free port, with the database it serves.
 pub struct Userd {
     child: Child,
     pub base: String,
     pub token: String,
     pub db: TestDatabase,
-    pub log: Arc<Mutex<Vec<String>>>,
-    agent: ureq::Agent,
+    pub log: Log,
+    pub client: Client,
     extra_env: Vec<(String, String)>,
+}
+
+/// Another userd process serving the same database.
+pub struct Peer {
+    child: Child,
+    pub client: Client,
+    pub log: Log,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 pub fn pat_path(db: &TestDatabase) -> PathBuf {
@@ -47,20 +146,40 @@ impl Userd {
             .expect("the first start writes the admin token")
             .trim()
             .to_owned();
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
         Userd {
             child,
+            client: Client::new(base.clone()),
             base,
             token,
             db,
             log,
-            agent,
             extra_env,
         }
+    }
+
+    /// A second process serving the same database.
+    pub fn start_peer(&self) -> Peer {
+        let (child, base, log) = spawn(&self.db, &self.extra_env);
+        Peer {
+            child,
+            client: Client::new(base),
+            log,
+        }
+    }
+
+    /// Runs `userd <args>` against this database: exit code, stdout, stderr.
+    pub fn run_cli(&self, args: &[&str]) -> (i32, String, String) {
+        let output = command(&self.db, &self.extra_env)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run userd");
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
     }
 
     /// Stops the process (SIGTERM) and starts a new one on the same database.
@@ -68,6 +187,7 @@ impl Userd {
         self.stop();
         let (child, base, log) = spawn(&self.db, &self.extra_env);
         self.child = child;
+        self.client = Client::new(base.clone());
         self.base = base;
         self.log = log;
     }
@@ -117,45 +237,10 @@ impl Userd {
         path: &str,
         body: Option<&str>,
         headers: &[(&str, &str)],
-    ) -> (u16, Vec<(String, String)>, Value) {
-        let url = self.url(path);
-        let mut request = ureq::http::Request::builder().method(method).uri(&url);
-        if let Some(token) = token {
-            request = request.header("Authorization", format!("Bearer {token}"));
-        }
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        if body.is_some() {
-            request = request.header("Content-Type", "application/json");
-        }
-        let request = request.body(body.unwrap_or("").to_owned()).unwrap();
-        let mut response = self.agent.run(request).unwrap_or_else(|e| {
-            panic!(
-                "{method} {url} ({} bytes sent): {e}\nlast server log lines:\n{}",
-                body.map_or(0, str::len),
-                self.log_tail(8)
-            )
-        });
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_owned(),
-                    v.to_str().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect();
-        let text = response.body_mut().read_to_string().unwrap_or_default();
-        let json = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text)
-                .unwrap_or_else(|_| panic!("{method} {url} answered non-JSON: {text}"))
-        };
-        (status, headers, json)
+    ) -> Exchange {
+        self.client
+            .exchange(token, method, path, body, headers)
+            .unwrap_or_else(|e| panic!("{e}\nlast server log lines:\n{}", self.log_tail(8)))
     }
 
     /// The last `lines` lines the server wrote, for failure messages.
@@ -201,10 +286,7 @@ impl Drop for Userd {
     }
 }
 
-fn spawn(
-    db: &TestDatabase,
-    extra_env: &[(String, String)],
-) -> (Child, String, Arc<Mutex<Vec<String>>>) {
+fn command(db: &TestDatabase, extra_env: &[(String, String)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_userd"));
     command
         .current_dir(db.dir())
@@ -214,14 +296,20 @@ fn spawn(
         .env("USERD__DATABASE__URL", &db.url)
         .env("USERD__BOOTSTRAP__ADMIN_PAT_PATH", pat_path(db))
         .env("USERD__LOG__FORMAT", "json")
-        .env("USERD__LOG__LEVEL", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env("USERD__LOG__LEVEL", "info");
     for (key, value) in extra_env {
         command.env(key, value);
     }
-    let mut child = command.spawn().expect("start userd");
-    let log = Arc::new(Mutex::new(Vec::new()));
+    command
+}
+
+fn spawn(db: &TestDatabase, extra_env: &[(String, String)]) -> (Child, String, Log) {
+    let mut child = command(db, extra_env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start userd");
+    let log: Log = Arc::new(Mutex::new(Vec::new()));
     let (address_tx, address_rx) = mpsc::channel();
     let stdout = child.stdout.take().unwrap();
     let stderr = child.stderr.take().unwrap();
