@@ -7,6 +7,7 @@ mod dto;
 mod error;
 mod request_context;
 mod routes;
+mod search;
 
 pub use body::MAX_BODY_BYTES;
 pub use error::{ApiError, grpc_code, http_status};

@@ -63,6 +63,11 @@ fn app_config(
                     .default_service(allow("POST")),
             )
             .service(
+                web::resource(format!("{USERS}/_search"))
+                    .post(search_users)
+                    .default_service(allow("POST")),
+            )
+            .service(
                 web::resource(format!("{USERS}/{{id}}"))
                     .get(get_user)
                     .patch(patch_user)
@@ -255,6 +260,19 @@ async fn create_user(req: HttpRequest, payload: Payload, service: Service) -> An
     let new_user = parse_json::<CreateUserRequest>(&body)?.into_new_user()?;
     let created = service.create_user(&caller, org, new_user).await?;
     Ok(details(StatusCode::CREATED, &created))
+}
+
+async fn search_users(req: HttpRequest, payload: Payload, service: Service) -> Answer {
+    let caller = authenticate(&req, &service).await?;
+    let mut request = userd_ports::search::SearchRequest {
+        organization: organization(&req)?,
+        ..Default::default()
+    };
+    crate::search::apply_query_string(&mut request, req.query_string())?;
+    let body = read_body(&req, payload).await?;
+    crate::search::apply_body(&mut request, &body)?;
+    let found = service.search_users(&caller, request).await?;
+    Ok(HttpResponse::Ok().json(crate::search::SearchResponse::from(&found)))
 }
 
 async fn get_user(req: HttpRequest, id: web::Path<String>, service: Service) -> Answer {

@@ -947,3 +947,118 @@ async fn escalation_and_missing_records_map_to_403_and_404() {
         assert_error(&body, code, reason);
     }
 }
+
+// --- search ------------------------------------------------------------------------
+
+#[actix_web::test]
+async fn search_takes_query_parameters_and_either_body_form() {
+    use userd_ports::search::{Filter, SortColumn, TextMatch, TextMethod};
+    use userd_ports::service::SearchResult;
+    for body in [
+        r#"[{"emailFilter": {"address": "ada", "method": "TEXT_FILTER_METHOD_STARTS_WITH"}}]"#,
+        r#"{"filters": [{"emailFilter": {"address": "ada", "method": "TEXT_FILTER_METHOD_STARTS_WITH"}}],
+            "query": {"limit": "5"}, "sortingColumn": "FIELD_NAME_EMAIL"}"#,
+    ] {
+        let mut mock = service();
+        mock.expect_search_users()
+            .withf(|_, request| {
+                request.filters
+                    == vec![Filter::Email(TextMatch {
+                        value: "ada".into(),
+                        method: TextMethod::StartsWith,
+                    })]
+                    && request.offset == 2
+                    && request.limit == 5
+                    && request.descending
+                    && request.sort == Some(SortColumn::Email)
+                    && request.organization.as_ref().map(OrgId::as_str) == Some("o1")
+            })
+            .times(1)
+            .returning(|_, request| {
+                Ok(SearchResult {
+                    total: 12,
+                    users: Vec::new(),
+                    applied_limit: request.limit,
+                    sort: request.sort,
+                    timestamp: Timestamp::from_unix_micros(1_732_292_825_645_000),
+                })
+            });
+        let uri = "/resources/v3alpha/users/_search?query.offset=2&query.limit=5&query.desc=true\
+                   &sortingColumn=FIELD_NAME_EMAIL&organization.orgId=o1";
+        let (status, _, json) = call(mock, authorized(Method::POST, uri).set_payload(body)).await;
+        assert_eq!(status, StatusCode::OK, "{json}");
+        assert_eq!(
+            json,
+            json!({"details": {"totalResult": "12", "appliedLimit": "5", "timestamp": "2024-11-22T16:27:05.645Z"},
+                   "sortingColumn": "FIELD_NAME_EMAIL"}),
+            "an empty result is omitted"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn search_results_have_the_get_user_shape_and_refusals_are_code_3() {
+    use userd_ports::service::SearchResult;
+    let user = User {
+        id: UserId::new("u1").unwrap(),
+        org_id: OrgId::new("o1").unwrap(),
+        schema_id: None,
+        data: UserData::default(),
+        contact: Contact::default(),
+        usernames: Vec::new(),
+        lifecycle: Lifecycle::Active,
+        locked: false,
+        created: Timestamp::from_unix_micros(0),
+        changed: Timestamp::from_unix_micros(0),
+        sequence: 1,
+    };
+    let mut mock = service();
+    mock.expect_search_users().returning(move |_, _| {
+        Ok(SearchResult {
+            total: 1,
+            users: vec![user.clone()],
+            applied_limit: 100,
+            sort: None,
+            timestamp: Timestamp::from_unix_micros(0),
+        })
+    });
+    let (status, _, json) = call(
+        mock,
+        authorized(Method::POST, "/resources/v3alpha/users/_search"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json["result"][0]["details"]["id"], "u1");
+    assert_eq!(json["result"][0]["state"], "USER_STATE_ACTIVE");
+    assert_eq!(json["details"]["totalResult"], "1");
+    assert!(json.get("sortingColumn").is_none());
+
+    for body in [
+        r#"[{"nopeFilter": {}}]"#,
+        r#"[{}]"#,
+        "{",
+        r#"{"query": {"offset": "x"}}"#,
+    ] {
+        let mut mock = service();
+        mock.expect_search_users().never();
+        let (status, _, json) = call(
+            mock,
+            authorized(Method::POST, "/resources/v3alpha/users/_search").set_payload(body),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(json["code"], 3);
+    }
+    let (status, headers, _) = call(
+        service(),
+        authorized(Method::GET, "/resources/v3alpha/users/_search"),
+    )
+    .await;
+    assert_eq!(
+        (
+            status,
+            headers.get(header::ALLOW).unwrap().to_str().unwrap()
+        ),
+        (StatusCode::METHOD_NOT_ALLOWED, "POST")
+    );
+}

@@ -12,6 +12,7 @@ pub mod error;
 pub mod ids;
 pub mod recovery;
 pub mod repository;
+pub mod search;
 pub mod service;
 pub mod tokens;
 

@@ -7,6 +7,7 @@ use userd_domain::user::{User, UserEvent};
 use userd_domain::values::{OrgId, UserId};
 
 pub use crate::error::StoreError;
+use crate::search::{UserPage, UserQuery};
 use crate::tokens::TokenHash;
 
 /// Users: an append-only event log plus the current state of every live user.
@@ -24,6 +25,9 @@ pub trait UserRepository: Send + Sync {
     /// username that clashes with a live user's is [`StoreError::UsernameTaken`]; an owner
     /// organization that does not exist is [`StoreError::OrganizationNotFound`].
     async fn append(&self, state: &User, event: &UserEvent) -> Result<(), StoreError>;
+
+    /// One page of the live users matching `query`, and how many match in all.
+    async fn search(&self, query: &UserQuery) -> Result<UserPage, StoreError>;
 }
 
 /// A token that authenticated, and the caller it stands for.

@@ -21,6 +21,10 @@ use crate::repository::{
     Authorizer, HealthProbe, MembershipRepository, OrganizationRepository, TokenRepository,
     UserRepository,
 };
+use crate::search::{
+    DEFAULT_LIMIT, Filter, MAX_FILTER_DEPTH, MAX_FILTERS, MAX_LIMIT, ReadScope, SearchRequest,
+    SortColumn, UserQuery,
+};
 use crate::tokens::TokenHash;
 
 /// What the client presented to identify itself.
@@ -117,8 +121,26 @@ pub trait UserService: Send + Sync {
         command: Command,
     ) -> Result<ResourceDetails, ServiceError>;
 
+    /// Users matching every filter, among those the caller may read.
+    async fn search_users(
+        &self,
+        caller: &Caller,
+        request: SearchRequest,
+    ) -> Result<SearchResult, ServiceError>;
+
     /// Whether the service can do its work (the database answers).
     async fn readiness(&self) -> Result<(), ServiceError>;
+}
+
+/// One page of a search, and what was applied to make it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SearchResult {
+    pub total: u64,
+    pub users: Vec<User>,
+    pub applied_limit: u64,
+    /// The sorting column the client asked for, echoed back.
+    pub sort: Option<SortColumn>,
+    pub timestamp: Timestamp,
 }
 
 /// The driven ports the use cases need.
@@ -252,6 +274,71 @@ fn changes_standing(command: &Command) -> bool {
     !matches!(command, Command::Patch(_))
 }
 
+fn invalid_filter(reason: &'static str, message: String) -> ServiceError {
+    ServiceError::InvalidArgument {
+        reason,
+        message,
+        field: Some("filters".to_owned()),
+    }
+}
+
+/// The contract's limits on a filter tree.
+fn check_filters(filters: &[Filter]) -> Result<(), ServiceError> {
+    fn no_empty_combinator(filter: &Filter) -> Result<(), ServiceError> {
+        match filter {
+            Filter::And(children) | Filter::Or(children) if children.is_empty() => {
+                Err(invalid_filter(
+                    "INVALID_FILTER",
+                    "andFilter and orFilter need at least one query".to_owned(),
+                ))
+            }
+            Filter::And(children) | Filter::Or(children) => {
+                children.iter().try_for_each(no_empty_combinator)
+            }
+            Filter::Not(child) => no_empty_combinator(child),
+            _ => Ok(()),
+        }
+    }
+    let (mut depth, mut count) = (0, 0);
+    for filter in filters {
+        let (filter_depth, filter_count) = filter.size();
+        depth = depth.max(filter_depth);
+        count += filter_count;
+    }
+    if depth > MAX_FILTER_DEPTH {
+        return Err(invalid_filter(
+            "FILTER_TOO_DEEP",
+            format!("filters may nest at most {MAX_FILTER_DEPTH} deep, got {depth}"),
+        ));
+    }
+    if count > MAX_FILTERS {
+        return Err(invalid_filter(
+            "TOO_MANY_FILTERS",
+            format!("at most {MAX_FILTERS} filters in all, got {count}"),
+        ));
+    }
+    filters.iter().try_for_each(no_empty_combinator)
+}
+
+/// The organizations whose users the caller may read, narrowed to `only` when given.
+fn read_scope(caller: &Caller, only: Option<&OrgId>) -> ReadScope {
+    let everything = caller.instance_permissions().contains(Permission::UserRead);
+    let readable = |org: &OrgId| caller.permissions_in(org).contains(Permission::UserRead);
+    match only {
+        Some(org) if readable(org) => ReadScope::Organizations(vec![org.clone()]),
+        Some(_) => ReadScope::Organizations(Vec::new()),
+        None if everything => ReadScope::Everything,
+        None => ReadScope::Organizations(
+            caller
+                .org_roles
+                .keys()
+                .filter(|org| readable(org))
+                .cloned()
+                .collect(),
+        ),
+    }
+}
+
 fn permission_for(command: &Command) -> Permission {
     match command {
         Command::Delete => Permission::UserDelete,
@@ -378,6 +465,61 @@ impl UserService for UseCases {
         }
         Err(ServiceError::Aborted {
             user_id: target.id.to_string(),
+        })
+    }
+
+    async fn search_users(
+        &self,
+        caller: &Caller,
+        request: SearchRequest,
+    ) -> Result<SearchResult, ServiceError> {
+        let limit = match request.limit {
+            0 => DEFAULT_LIMIT,
+            limit if limit > MAX_LIMIT => {
+                return Err(ServiceError::InvalidArgument {
+                    reason: "LIMIT_EXCEEDED",
+                    message: format!("query.limit may be at most {MAX_LIMIT}, got {limit}"),
+                    field: Some("query.limit".to_owned()),
+                });
+            }
+            limit => limit,
+        };
+        check_filters(&request.filters)?;
+        let timestamp = self.ports.clock.now();
+        let scope = read_scope(caller, request.organization.as_ref());
+        if scope == ReadScope::Organizations(Vec::new()) {
+            return Ok(SearchResult {
+                total: 0,
+                users: Vec::new(),
+                applied_limit: limit,
+                sort: request.sort,
+                timestamp,
+            });
+        }
+        let mut filters = request.filters;
+        let filter = if filters.len() == 1 {
+            filters.remove(0)
+        } else {
+            Filter::And(filters)
+        };
+        let page = self
+            .ports
+            .users
+            .search(&UserQuery {
+                filter,
+                scope,
+                sort: request.sort.unwrap_or_default(),
+                descending: request.descending,
+                offset: request.offset,
+                limit,
+            })
+            .await?;
+        Ok(SearchResult {
+            total: page.total,
+            users: page.users,
+            applied_limit: limit,
+            sort: request.sort,
+            timestamp,
         })
     }
 

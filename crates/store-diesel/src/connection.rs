@@ -123,9 +123,12 @@ impl r2d2::ManageConnection for Manager {
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())
                     .map_err(diesel::r2d2::Error::ConnectionError)?;
                 // busy_timeout first, so that switching to WAL waits for other writers.
+                // LIKE must be case-sensitive, as on PostgreSQL: case-insensitive search
+                // goes through the lowercased *_key columns instead.
                 conn.batch_execute(&format!(
                     "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
-                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                     PRAGMA case_sensitive_like = ON;",
                     self.sqlite_busy_timeout.as_millis()
                 ))
                 .map_err(diesel::r2d2::Error::QueryError)?;

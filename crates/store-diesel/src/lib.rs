@@ -13,6 +13,7 @@ mod migrations;
 mod organizations;
 mod projection;
 mod schema;
+mod search;
 mod users;
 
 pub use connection::{Backend, Database, DatabaseTarget, DbConnection, PoolSettings};

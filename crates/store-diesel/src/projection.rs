@@ -23,6 +23,7 @@ pub(crate) const USER_AGGREGATE: &str = "user";
 #[diesel(table_name = users, treat_none_as_null = true)]
 pub struct ProjectionRow {
     pub id: String,
+    pub id_key: String,
     pub org_id: String,
     pub schema_id: Option<String>,
     pub data: String,
@@ -54,6 +55,7 @@ impl ProjectionRow {
         let phone = user.contact.phone.as_ref();
         ProjectionRow {
             id: user.id.to_string(),
+            id_key: user.id.as_str().to_lowercase(),
             org_id: user.org_id.to_string(),
             schema_id: user.schema_id.as_ref().map(ToString::to_string),
             data: serde_json::Value::Object(user.data.as_map().clone()).to_string(),

@@ -32,6 +32,7 @@ diesel::table! {
 diesel::table! {
     users (id) {
         id -> Text,
+        id_key -> Text,
         org_id -> Text,
         schema_id -> Nullable<Text>,
         data -> Text,

@@ -7,6 +7,7 @@ use userd_domain::user::{User, UserEvent};
 use userd_domain::values::UserId;
 use userd_ports::error::StoreError;
 use userd_ports::repository::UserRepository;
+use userd_ports::search::{UserPage, UserQuery};
 
 use crate::connection::{Database, DbConnection, write_transaction};
 use crate::errors::{is_foreign_key_violation, store_error, violated_key};
@@ -168,5 +169,9 @@ impl UserRepository for Database {
         let write = UserWrite::new(state, event);
         self.run(move |conn| write_transaction(conn, |conn| write.apply(conn)))
             .await
+    }
+
+    async fn search(&self, query: &UserQuery) -> Result<UserPage, StoreError> {
+        self.search_users(query).await
     }
 }

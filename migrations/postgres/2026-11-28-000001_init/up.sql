@@ -45,40 +45,57 @@ CREATE TRIGGER events_no_truncate
     FOR EACH STATEMENT EXECUTE FUNCTION events_are_append_only();
 
 -- Current state of every live user: the fold of its events. Deleted users have no row.
+-- The *_key columns hold the Unicode-lowercased value, computed by userd, for
+-- case-insensitive search that behaves the same on both backends.
+-- Text columns that are searched or sorted compare by byte (COLLATE "C"), as SQLite
+-- does: both backends order and match alike, and prefix searches can use the indexes.
 CREATE TABLE users (
-    id             TEXT PRIMARY KEY,
-    org_id         TEXT NOT NULL REFERENCES organizations (id),
-    schema_id      TEXT,
+    id             TEXT COLLATE "C" PRIMARY KEY,
+    id_key         TEXT COLLATE "C" NOT NULL,
+    org_id         TEXT COLLATE "C" NOT NULL REFERENCES organizations (id),
+    schema_id      TEXT COLLATE "C",
     data           TEXT NOT NULL,
-    email          TEXT,
-    email_key      TEXT,
+    email          TEXT COLLATE "C",
+    email_key      TEXT COLLATE "C",
     email_verified BOOLEAN NOT NULL,
-    phone          TEXT,
+    phone          TEXT COLLATE "C",
     phone_verified BOOLEAN NOT NULL,
     usernames      TEXT NOT NULL,
     lifecycle      TEXT NOT NULL CHECK (lifecycle IN ('ACTIVE', 'INACTIVE')),
     locked         BOOLEAN NOT NULL,
-    state          TEXT NOT NULL,
+    state          TEXT COLLATE "C" NOT NULL,
     created_at_us  BIGINT NOT NULL,
     changed_at_us  BIGINT NOT NULL,
     sequence       BIGINT NOT NULL
 );
 
+-- The default order (creation date, then id), within an organization and overall.
 CREATE INDEX users_by_org_creation ON users (org_id, created_at_us, id);
 CREATE INDEX users_by_creation ON users (created_at_us, id);
+-- Text filters (equality and prefix), within an organization and overall.
+CREATE INDEX users_by_org_email ON users (org_id, email);
+CREATE INDEX users_by_org_email_key ON users (org_id, email_key);
+CREATE INDEX users_by_email ON users (email);
+CREATE INDEX users_by_email_key ON users (email_key);
+CREATE INDEX users_by_phone ON users (phone);
+CREATE INDEX users_by_id_key ON users (id_key);
+CREATE INDEX users_by_schema ON users (schema_id);
+CREATE INDEX users_by_state ON users (state, created_at_us);
 
--- Usernames of live users, for uniqueness. `username_key` is the Unicode-lowercased form.
+-- Usernames of live users, for uniqueness and search. `username_key` is the
+-- Unicode-lowercased form.
 CREATE TABLE usernames (
     id                    TEXT PRIMARY KEY,
-    user_id               TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    org_id                TEXT NOT NULL,
-    username              TEXT NOT NULL,
-    username_key          TEXT NOT NULL,
+    user_id               TEXT COLLATE "C" NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    org_id                TEXT COLLATE "C" NOT NULL,
+    username              TEXT COLLATE "C" NOT NULL,
+    username_key          TEXT COLLATE "C" NOT NULL,
     organization_specific BOOLEAN NOT NULL
 );
 
 CREATE UNIQUE INDEX usernames_unique_in_org ON usernames (org_id, username_key);
 CREATE INDEX usernames_by_key ON usernames (username_key);
+CREATE INDEX usernames_by_name ON usernames (username);
 CREATE INDEX usernames_by_user ON usernames (user_id);
 
 -- Roles held on the whole instance, and roles held in one organization. `roles` is a

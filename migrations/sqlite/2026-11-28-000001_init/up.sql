@@ -41,8 +41,11 @@ BEGIN
 END;
 
 -- Current state of every live user: the fold of its events. Deleted users have no row.
+-- The *_key columns hold the Unicode-lowercased value, computed by userd, for
+-- case-insensitive search that behaves the same on both backends.
 CREATE TABLE users (
     id             TEXT PRIMARY KEY,
+    id_key         TEXT NOT NULL,
     org_id         TEXT NOT NULL REFERENCES organizations (id),
     schema_id      TEXT,
     data           TEXT NOT NULL,
@@ -60,10 +63,21 @@ CREATE TABLE users (
     sequence       BIGINT NOT NULL
 );
 
+-- The default order (creation date, then id), within an organization and overall.
 CREATE INDEX users_by_org_creation ON users (org_id, created_at_us, id);
 CREATE INDEX users_by_creation ON users (created_at_us, id);
+-- Text filters (equality and prefix), within an organization and overall.
+CREATE INDEX users_by_org_email ON users (org_id, email);
+CREATE INDEX users_by_org_email_key ON users (org_id, email_key);
+CREATE INDEX users_by_email ON users (email);
+CREATE INDEX users_by_email_key ON users (email_key);
+CREATE INDEX users_by_phone ON users (phone);
+CREATE INDEX users_by_id_key ON users (id_key);
+CREATE INDEX users_by_schema ON users (schema_id);
+CREATE INDEX users_by_state ON users (state, created_at_us);
 
--- Usernames of live users, for uniqueness. `username_key` is the Unicode-lowercased form.
+-- Usernames of live users, for uniqueness and search. `username_key` is the
+-- Unicode-lowercased form.
 CREATE TABLE usernames (
     id                    TEXT PRIMARY KEY,
     user_id               TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
@@ -75,6 +89,7 @@ CREATE TABLE usernames (
 
 CREATE UNIQUE INDEX usernames_unique_in_org ON usernames (org_id, username_key);
 CREATE INDEX usernames_by_key ON usernames (username_key);
+CREATE INDEX usernames_by_name ON usernames (username);
 CREATE INDEX usernames_by_user ON usernames (user_id);
 
 -- Roles held on the whole instance, and roles held in one organization. `roles` is a

@@ -697,3 +697,191 @@ async fn readiness_follows_the_database() {
     let error = mocks.build().readiness().await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Unavailable);
 }
+
+// --- search -------------------------------------------------------------------------
+
+mod search {
+    use super::*;
+    use crate::search::{
+        Filter, ReadScope, SearchRequest, SortColumn, TextMatch, TextMethod, UserPage,
+    };
+
+    fn leaf() -> Filter {
+        Filter::Email(TextMatch {
+            value: "a".into(),
+            method: TextMethod::Contains,
+        })
+    }
+
+    fn nested(depth: usize) -> Filter {
+        (1..depth).fold(leaf(), |inner, _| Filter::Not(Box::new(inner)))
+    }
+
+    async fn searching(
+        caller: &Caller,
+        request: SearchRequest,
+    ) -> (
+        Result<SearchResult, ServiceError>,
+        Option<crate::search::UserQuery>,
+    ) {
+        let seen = Arc::new(std::sync::Mutex::new(None));
+        let mut mocks = Mocks::new();
+        let record = Arc::clone(&seen);
+        mocks.users.expect_search().returning(move |query| {
+            *record.lock().unwrap() = Some(query.clone());
+            Ok(UserPage {
+                total: 7,
+                users: vec![stored_user("u1", "acme")],
+            })
+        });
+        let result = mocks.build().search_users(caller, request).await;
+        let query = seen.lock().unwrap().clone();
+        (result, query)
+    }
+
+    #[tokio::test]
+    async fn limits_default_cap_and_are_echoed() {
+        let (result, query) = searching(&admin(), SearchRequest::default()).await;
+        let result = result.unwrap();
+        assert_eq!((result.applied_limit, result.total), (100, 7));
+        assert_eq!(query.unwrap().limit, 100);
+        let (result, _) = searching(
+            &admin(),
+            SearchRequest {
+                limit: 1000,
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(result.unwrap().applied_limit, 1000);
+        let (result, query) = searching(
+            &admin(),
+            SearchRequest {
+                limit: 1001,
+                ..Default::default()
+            },
+        )
+        .await;
+        let error = result.unwrap_err();
+        assert_eq!(
+            (error.kind(), error.reason()),
+            (ErrorKind::InvalidArgument, "LIMIT_EXCEEDED")
+        );
+        assert!(query.is_none(), "nothing was searched");
+    }
+
+    #[tokio::test]
+    async fn filter_trees_are_bounded() {
+        let (result, _) = searching(
+            &admin(),
+            SearchRequest {
+                filters: vec![nested(10)],
+                ..Default::default()
+            },
+        )
+        .await;
+        assert!(result.is_ok(), "depth 10 is allowed");
+        let (result, query) = searching(
+            &admin(),
+            SearchRequest {
+                filters: vec![nested(11)],
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(result.unwrap_err().reason(), "FILTER_TOO_DEEP");
+        assert!(query.is_none());
+        let hundred = vec![leaf(); 100];
+        assert!(
+            searching(
+                &admin(),
+                SearchRequest {
+                    filters: hundred,
+                    ..Default::default()
+                }
+            )
+            .await
+            .0
+            .is_ok()
+        );
+        let many = vec![Filter::And(vec![leaf(); 100])];
+        let (result, _) = searching(
+            &admin(),
+            SearchRequest {
+                filters: many,
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(result.unwrap_err().reason(), "TOO_MANY_FILTERS");
+        let empty = vec![Filter::Or(Vec::new())];
+        let (result, _) = searching(
+            &admin(),
+            SearchRequest {
+                filters: empty,
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(result.unwrap_err().reason(), "INVALID_FILTER");
+    }
+
+    #[tokio::test]
+    async fn callers_search_only_what_they_may_read() {
+        let (_, query) = searching(&admin(), SearchRequest::default()).await;
+        assert_eq!(query.unwrap().scope, ReadScope::Everything);
+
+        let mixed = caller_with(
+            &[],
+            &[("a", &[Role::OrgUserViewer]), ("b", &[Role::OrgOwner])],
+        );
+        let (_, query) = searching(&mixed, SearchRequest::default()).await;
+        assert_eq!(
+            query.unwrap().scope,
+            ReadScope::Organizations(vec![org("a"), org("b")])
+        );
+
+        let only_b = SearchRequest {
+            organization: Some(org("b")),
+            ..Default::default()
+        };
+        let (_, query) = searching(&mixed, only_b).await;
+        assert_eq!(
+            query.unwrap().scope,
+            ReadScope::Organizations(vec![org("b")])
+        );
+
+        // An organization the caller cannot read gives nothing, without asking the store.
+        let elsewhere = SearchRequest {
+            organization: Some(org("z")),
+            ..Default::default()
+        };
+        let (result, query) = searching(&mixed, elsewhere).await;
+        assert_eq!(result.unwrap().total, 0);
+        assert!(query.is_none());
+        let (result, query) = searching(&caller_with(&[], &[]), SearchRequest::default()).await;
+        assert!(result.unwrap().users.is_empty() && query.is_none());
+    }
+
+    #[tokio::test]
+    async fn several_filters_must_all_hold_and_the_order_is_passed_on() {
+        let request = SearchRequest {
+            filters: vec![leaf(), Filter::SchemaId("s".into())],
+            sort: Some(SortColumn::Email),
+            descending: true,
+            offset: 5,
+            ..Default::default()
+        };
+        let (result, query) = searching(&admin(), request).await;
+        let query = query.unwrap();
+        assert_eq!(
+            query.filter,
+            Filter::And(vec![leaf(), Filter::SchemaId("s".into())])
+        );
+        assert_eq!(
+            (query.sort, query.descending, query.offset),
+            (SortColumn::Email, true, 5)
+        );
+        assert_eq!(result.unwrap().sort, Some(SortColumn::Email));
+    }
+}
