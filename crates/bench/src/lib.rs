@@ -1,0 +1,159 @@
+//! Shared pieces of userd's benchmark programs: a throwaway PostgreSQL database, a userd
+//! process on it, and latency statistics.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// A PostgreSQL database made for one benchmark run and dropped after it.
+pub struct BenchDatabase {
+    admin_url: String,
+    name: String,
+    pub url: String,
+}
+
+impl BenchDatabase {
+    /// On the server at `USERD_BENCH_POSTGRES_URL` (default: the test server).
+    pub fn create(label: &str) -> Result<BenchDatabase, Error> {
+        let admin_url = std::env::var("USERD_BENCH_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let name = format!("userd_bench_{label}_{}", std::process::id());
+        let mut admin = PgConnection::establish(&admin_url)?;
+        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+        admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
+        let url = userd_testkit::with_database(&admin_url, &name);
+        Ok(BenchDatabase {
+            admin_url,
+            name,
+            url,
+        })
+    }
+
+    pub fn execute(&self, sql: &str) -> Result<(), Error> {
+        PgConnection::establish(&self.url)?.batch_execute(sql)?;
+        Ok(())
+    }
+}
+
+impl Drop for BenchDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = PgConnection::establish(&self.admin_url) {
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+/// A userd process started for a benchmark.
+pub struct UserdProcess {
+    child: Child,
+    pub base: String,
+    pub token: String,
+}
+
+impl UserdProcess {
+    /// Starts `binary` on `database_url` with a fresh token file in `dir`.
+    pub fn start(
+        binary: &Path,
+        database_url: &str,
+        dir: &Path,
+        extra_env: &[(&str, &str)],
+    ) -> Result<UserdProcess, Error> {
+        let pat = dir.join("admin.pat");
+        let mut command = Command::new(binary);
+        command
+            .current_dir(dir)
+            .env("USERD__SERVER__PORT", "0")
+            .env("USERD__DATABASE__URL", database_url)
+            .env("USERD__BOOTSTRAP__ADMIN_PAT_PATH", &pat)
+            .env("USERD__LOG__FORMAT", "json")
+            .env("USERD__LOG__LEVEL", "warn,userd::serve=info")
+            .env("USERD_CONFIG_DIR", dir.join("no-config"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (key, value) in extra_env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn()?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if let Some(address) = entry["address"].as_str() {
+                        let _ = tx.send(address.to_owned());
+                    }
+                }
+            }
+        });
+        let address = rx.recv_timeout(Duration::from_secs(60)).map_err(|_| {
+            let _ = child.kill();
+            "userd did not start listening"
+        })?;
+        let token = std::fs::read_to_string(&pat)?.trim().to_owned();
+        Ok(UserdProcess {
+            child,
+            base: format!("http://{address}"),
+            token,
+        })
+    }
+}
+
+impl Drop for UserdProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The release binary next to this one (`target/release/userd` when run with `--release`).
+pub fn default_userd_binary() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("userd")))
+        .unwrap_or_else(|| PathBuf::from("target/release/userd"))
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+pub fn percentiles(samples: &mut [Duration]) -> Percentiles {
+    samples.sort();
+    let at = |q: f64| -> f64 {
+        if samples.is_empty() {
+            return 0.0;
+        }
+        let index = ((samples.len() as f64 - 1.0) * q).round() as usize;
+        samples[index].as_secs_f64() * 1000.0
+    };
+    Percentiles {
+        p50: at(0.50),
+        p95: at(0.95),
+        p99: at(0.99),
+        max: at(1.0),
+    }
+}
+
+/// The value of `--name value` among the arguments, if present.
+pub fn argument(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
