@@ -161,6 +161,19 @@ impl UseCases {
         }
     }
 
+    /// The caller may add and remove members of `org`, which exists.
+    async fn authorize_member_management(
+        &self,
+        caller: &Caller,
+        org: &OrgId,
+    ) -> Result<(), ServiceError> {
+        self.visible_organization(caller, org).await?;
+        self.require(
+            caller.permissions_in(org).contains(Permission::MemberWrite),
+            Permission::MemberWrite,
+        )
+    }
+
     fn require_instance(&self, caller: &Caller) -> Result<(), ServiceError> {
         self.require(
             caller
@@ -272,11 +285,7 @@ impl AdminService for UseCases {
         roles: &[Role],
     ) -> Result<ResourceDetails, ServiceError> {
         let roles = check_roles(roles, RoleScope::Organization)?;
-        self.visible_organization(caller, org).await?;
-        self.require(
-            caller.permissions_in(org).contains(Permission::MemberWrite),
-            Permission::MemberWrite,
-        )?;
+        self.authorize_member_management(caller, org).await?;
         let grant = Memberships {
             instance: RoleSet::default(),
             organizations: BTreeMap::from([(org.clone(), roles.clone())]),
@@ -300,11 +309,7 @@ impl AdminService for UseCases {
         org: &OrgId,
         user: &UserId,
     ) -> Result<ResourceDetails, ServiceError> {
-        self.visible_organization(caller, org).await?;
-        self.require(
-            caller.permissions_in(org).contains(Permission::MemberWrite),
-            Permission::MemberWrite,
-        )?;
+        self.authorize_member_management(caller, org).await?;
         let times = self
             .ports
             .members
