@@ -9,53 +9,63 @@ use userd_domain::user::{Contact, EmailContact, PhoneContact, User, UserPatch};
 use userd_domain::values::{Email, Phone, SchemaId, UserData, UserId, Username};
 use userd_ports::ServiceError;
 use userd_ports::service::{NewUser, NewUsername, OwnerType, ResourceDetails};
+use utoipa::ToSchema;
 
 // --- requests ----------------------------------------------------------------------
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct CreateUserRequest {
+    /// 1 to 200 characters; the server makes a decimal id when absent.
     user_id: Option<String>,
     schema_id: Option<String>,
+    /// Any JSON object, at most 64 KiB.
+    #[schema(value_type = Option<Object>)]
     data: Option<Value>,
     contact: Option<ContactInput>,
     authenticators: Option<AuthenticatorsInput>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct PatchUserRequest {
     schema_id: Option<String>,
+    /// Replaces the whole object when present.
+    #[schema(value_type = Option<Object>)]
     data: Option<Value>,
     contact: Option<ContactInput>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub(crate) struct ContactInput {
     email: Option<EmailInput>,
     phone: Option<PhoneInput>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct EmailInput {
+    /// A syntactically valid address, at most 200 characters.
+    #[schema(format = Email)]
     address: Option<String>,
     is_verified: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct PhoneInput {
+    /// 1 to 20 characters: digits with an optional leading `+`.
+    #[schema(pattern = r"^\+?[0-9]{1,19}$")]
     number: Option<String>,
     is_verified: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub(crate) struct AuthenticatorsInput {
     usernames: Option<Vec<UsernameInput>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct UsernameInput {
     username: Option<String>,
@@ -64,7 +74,7 @@ pub(crate) struct UsernameInput {
 
 /// The body of the lock, unlock, deactivate and activate routes: none, or an object
 /// whose fields are ignored.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub(crate) struct EmptyRequest {}
 
 fn email_of(input: EmailInput) -> Result<EmailContact, ServiceError> {
@@ -146,17 +156,20 @@ fn is_false(value: &bool) -> bool {
     !*value
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct OwnerOut {
     #[serde(rename = "type")]
+    #[schema(value_type = crate::openapi::OwnerType)]
     kind: &'static str,
     id: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct DetailsOut {
     id: String,
+    #[schema(format = DateTime)]
     created: String,
+    #[schema(format = DateTime)]
     changed: String,
     owner: OwnerOut,
 }
@@ -179,7 +192,7 @@ impl From<&ResourceDetails> for DetailsOut {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct DetailsResponse {
     details: DetailsOut,
 }
@@ -192,12 +205,12 @@ impl From<&ResourceDetails> for DetailsResponse {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct SchemaOut {
     id: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct EmailOut {
     address: String,
@@ -205,7 +218,7 @@ pub(crate) struct EmailOut {
     is_verified: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct PhoneOut {
     number: String,
@@ -213,7 +226,7 @@ pub(crate) struct PhoneOut {
     is_verified: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ContactOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     email: Option<EmailOut>,
@@ -221,7 +234,7 @@ pub(crate) struct ContactOut {
     phone: Option<PhoneOut>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct UsernameOut {
     username_id: String,
@@ -230,23 +243,26 @@ pub(crate) struct UsernameOut {
     is_organization_specific: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct AuthenticatorsOut {
     usernames: Vec<UsernameOut>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct UserOut {
     details: DetailsOut,
     #[serde(skip_serializing_if = "Option::is_none")]
     schema: Option<SchemaOut>,
     #[serde(skip_serializing_if = "Map::is_empty")]
+    #[schema(value_type = Object)]
     data: Map<String, Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     contact: Option<ContactOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
     authenticators: Option<AuthenticatorsOut>,
+    #[schema(value_type = crate::openapi::UserState)]
     state: &'static str,
+    /// A userd extension: present, and true, only when the user is locked.
     #[serde(skip_serializing_if = "is_false")]
     locked: bool,
 }
@@ -288,22 +304,23 @@ impl From<&User> for UserOut {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct GetUserResponse {
     pub user: UserOut,
 }
 
 // --- administration ----------------------------------------------------------------
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub(crate) struct CreateOrganizationRequest {
     pub name: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct MemberRequest {
     user_id: Option<String>,
+    #[schema(value_type = Option<Vec<crate::openapi::RoleName>>)]
     roles: Option<Vec<String>>,
 }
 
@@ -328,9 +345,11 @@ impl MemberRequest {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct CreateTokenRequest {
+    /// RFC 3339; must be in the future. Without it the token does not expire.
+    #[schema(format = DateTime)]
     expiration_date: Option<String>,
 }
 
@@ -349,25 +368,25 @@ impl CreateTokenRequest {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct CreateOrganizationResponse {
     pub details: DetailsOut,
     pub organization_id: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct OrganizationOut {
     pub details: DetailsOut,
     pub name: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct GetOrganizationResponse {
     pub organization: OrganizationOut,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct CreateTokenResponse {
     pub details: DetailsOut,

@@ -53,7 +53,7 @@ struct Parts {
     reason: &'static str,
     message: String,
     metadata: Vec<(&'static str, String)>,
-    allow: Option<&'static str>,
+    allow: Option<String>,
     /// The service error behind it, kept for the log.
     source: Option<ServiceError>,
 }
@@ -101,15 +101,26 @@ impl ApiError {
         )
     }
 
-    pub fn method_not_allowed(method: &str, allow: &'static str) -> Self {
+    pub fn method_not_allowed(method: &str, allow: &str) -> Self {
         let mut error = ApiError::new(
             ErrorKind::Unimplemented,
             "METHOD_NOT_ALLOWED",
             format!("the method {method} is not allowed on this path; allowed: {allow}"),
         )
         .with_status(StatusCode::METHOD_NOT_ALLOWED);
-        error.0.allow = Some(allow);
+        error.0.allow = Some(allow.to_owned());
         error
+    }
+
+    pub fn deadline_exceeded(limit: std::time::Duration) -> Self {
+        ApiError::new(
+            ErrorKind::DeadlineExceeded,
+            "DEADLINE_EXCEEDED",
+            format!(
+                "the request did not finish within {} ms; a write may still have taken effect",
+                limit.as_millis()
+            ),
+        )
     }
 
     pub fn kind(&self) -> ErrorKind {
@@ -120,6 +131,10 @@ impl ApiError {
         self.0.reason
     }
 }
+
+/// The reason of an error answer, left on the response for the request log.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ErrorReason(pub &'static str);
 
 impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> Self {
@@ -198,9 +213,15 @@ impl ResponseError for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if let Some(allow) = this.allow {
-            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        if let Some(allow) = this
+            .allow
+            .as_deref()
+            .and_then(|a| HeaderValue::from_str(a).ok())
+        {
+            headers.insert(header::ALLOW, allow);
         }
+        // For the request log line.
+        response.extensions_mut().insert(ErrorReason(this.reason));
         response
     }
 }

@@ -5,11 +5,16 @@
 mod body;
 mod dto;
 mod error;
+mod handlers;
+mod observability;
+mod openapi;
 mod request_context;
 mod routes;
 mod search;
 
 pub use body::MAX_BODY_BYTES;
 pub use error::{ApiError, grpc_code, http_status};
+pub use observability::Metrics;
+pub use openapi::ApiDoc;
 pub use request_context::RequestId;
-pub use routes::app;
+pub use routes::{Services, app, served_routes};

@@ -1,13 +1,18 @@
 //! Request ids and the one log line per request.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix_web::HttpMessage;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use actix_web::{ResponseError, web};
 use tracing::Instrument;
+
+use crate::error::{ApiError, ErrorReason};
+use crate::observability::Metrics;
 
 pub(crate) const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -36,6 +41,42 @@ fn generate() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Answers 504 (code 4) when a routed request runs longer than the configured limit.
+///
+/// It wraps each resource rather than the whole application: only after routing may the
+/// request be shared, which building the timeout's answer needs.
+pub(crate) async fn deadline(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
+    let Some(limit) = req
+        .app_data::<web::Data<RequestSettings>>()
+        .map(|s| s.timeout)
+    else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    };
+    let request = req.request().clone();
+    match tokio::time::timeout(limit, next.call(req)).await {
+        Ok(outcome) => outcome.map(ServiceResponse::map_into_left_body),
+        // The handler is dropped; work it handed to the database may still finish, which
+        // is what DEADLINE_EXCEEDED tells the client.
+        Err(_) => Ok(ServiceResponse::new(
+            request,
+            ApiError::deadline_exceeded(limit).error_response(),
+        )
+        .map_into_right_body()),
+    }
+}
+
+/// Per-application settings the middlewares need.
+pub(crate) struct RequestSettings {
+    pub metrics: Arc<Metrics>,
+    pub timeout: Duration,
+}
+
 pub(crate) async fn request_context(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -48,6 +89,9 @@ pub(crate) async fn request_context(
         .filter(|id| acceptable(id))
         .map_or_else(generate, str::to_owned);
     req.extensions_mut().insert(RequestId(request_id.clone()));
+    let metrics = req
+        .app_data::<web::Data<RequestSettings>>()
+        .map(|s| Arc::clone(&s.metrics));
     let method = req.method().clone();
     let span = tracing::info_span!(
         "request",
@@ -55,8 +99,7 @@ pub(crate) async fn request_context(
         method = %method,
         user_id = tracing::field::Empty,
     );
-    let outcome = next.call(req).instrument(span.clone()).await;
-    let mut response = match outcome {
+    let mut response = match next.call(req).instrument(span.clone()).await {
         Ok(response) => response,
         Err(error) => {
             tracing::warn!(parent: &span, error = %error, "request failed before a response");
@@ -71,7 +114,16 @@ pub(crate) async fn request_context(
         .request()
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    tracing::info!(parent: &span, %route, status, latency_ms, "request served");
+    let elapsed = started.elapsed();
+    if let Some(metrics) = &metrics {
+        metrics.observe(&route, method.as_str(), status, elapsed.as_secs_f64());
+    }
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    match response.response().extensions().get::<ErrorReason>() {
+        Some(ErrorReason(reason)) => {
+            tracing::info!(parent: &span, %route, status, latency_ms, reason, "request served")
+        }
+        None => tracing::info!(parent: &span, %route, status, latency_ms, "request served"),
+    }
     Ok(response)
 }

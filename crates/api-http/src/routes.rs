@@ -1,138 +1,204 @@
-//! The routes of the contract and the handlers behind them.
+//! The route table and the application built from it.
+//!
+//! Every route is one row of [`routes`]: the same rows register the handlers, give each
+//! path its `405` answer with an `Allow` header, and are compared with the OpenAPI
+//! document by a test, so the document cannot drift from what is served.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::ServiceResponse;
-use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentType};
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers, from_fn};
-use actix_web::web::{self, Payload};
+use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
-use serde::Deserialize;
-use userd_domain::authz::Caller;
-use userd_domain::user::Command;
-use userd_domain::values::{OrgId, UserId};
 use userd_ports::ErrorKind;
-use userd_ports::ServiceError;
 use userd_ports::admin::AdminService;
-use userd_ports::service::{Credentials, UserRef, UserService};
+use userd_ports::service::UserService;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
 
-use crate::body::{parse_json, read_body};
-use crate::dto::{
-    CreateOrganizationRequest, CreateOrganizationResponse, CreateTokenRequest, CreateTokenResponse,
-    CreateUserRequest, DetailsOut, DetailsResponse, EmptyRequest, GetOrganizationResponse,
-    GetUserResponse, MemberRequest, OrganizationOut, PatchUserRequest, UserOut,
-};
 use crate::error::ApiError;
-use crate::request_context::request_context;
+use crate::handlers::*;
+use crate::observability::Metrics;
+use crate::openapi::ApiDoc;
+use crate::request_context::{RequestSettings, deadline, request_context};
 
-type Service = web::Data<dyn UserService>;
-type Admin = web::Data<dyn AdminService>;
-type Answer = Result<HttpResponse, ApiError>;
+/// What the application serves, and how.
+#[derive(Clone)]
+pub struct Services {
+    pub users: Arc<dyn UserService>,
+    pub admin: Arc<dyn AdminService>,
+    pub metrics: Arc<Metrics>,
+    /// A request still running after this is answered 504 (code 4).
+    pub request_timeout: Duration,
+}
 
-const USERS: &str = "/resources/v3alpha/users";
+impl Services {
+    pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Registers every route of the contract, with JSON errors for unknown paths and wrong
-/// methods.
-fn app_config(
-    service: Arc<dyn UserService>,
-    admin: Arc<dyn AdminService>,
-) -> impl FnOnce(&mut web::ServiceConfig) {
-    move |cfg: &mut web::ServiceConfig| {
-        let allow = |methods: &'static str| {
-            web::to(move |req: HttpRequest| async move {
-                Err::<HttpResponse, _>(ApiError::method_not_allowed(req.method().as_str(), methods))
-            })
-        };
-        cfg.app_data(web::Data::from(service))
-            .app_data(web::Data::from(admin))
-            .service(
-                web::resource("/healthz")
-                    .get(healthz)
-                    .default_service(allow("GET")),
-            )
-            .service(
-                web::resource("/readyz")
-                    .get(readyz)
-                    .default_service(allow("GET")),
-            )
-            .service(
-                web::resource(USERS)
-                    .post(create_user)
-                    .default_service(allow("POST")),
-            )
-            .service(
-                web::resource(format!("{USERS}/_search"))
-                    .post(search_users)
-                    .default_service(allow("POST")),
-            )
-            .service(
-                web::resource(format!("{USERS}/{{id}}"))
-                    .get(get_user)
-                    .patch(patch_user)
-                    .delete(delete_user)
-                    .default_service(allow("GET, PATCH, DELETE")),
-            )
-            .service(action("_lock", lock_user, allow("POST")))
-            .service(action("_unlock", unlock_user, allow("POST")))
-            .service(action("_deactivate", deactivate_user, allow("POST")))
-            .service(action("_activate", activate_user, allow("POST")))
-            .service(
-                web::resource(format!("{USERS}/{{id}}/pats"))
-                    .post(create_token)
-                    .default_service(allow("POST")),
-            )
-            .service(
-                web::resource(format!("{USERS}/{{id}}/pats/{{pat_id}}"))
-                    .delete(revoke_token)
-                    .default_service(allow("DELETE")),
-            )
-            .service(
-                web::resource("/v2/organizations")
-                    .post(create_organization)
-                    .default_service(allow("POST")),
-            )
-            .service(
-                web::resource("/v2/organizations/{org_id}")
-                    .get(get_organization)
-                    .default_service(allow("GET")),
-            )
-            .service(
-                web::resource("/v2/organizations/{org_id}/members")
-                    .post(set_org_member)
-                    .default_service(allow("POST")),
-            )
-            .service(
-                web::resource("/v2/organizations/{org_id}/members/{user_id}")
-                    .delete(remove_org_member)
-                    .default_service(allow("DELETE")),
-            )
-            .service(
-                web::resource("/v2/instance/members")
-                    .post(set_instance_member)
-                    .default_service(allow("POST")),
-            )
-            .default_service(web::to(|req: HttpRequest| async move {
-                Err::<HttpResponse, _>(ApiError::route_not_found(req.path()))
-            }));
+    pub fn new(
+        users: Arc<dyn UserService>,
+        admin: Arc<dyn AdminService>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Services {
+            users,
+            admin,
+            metrics,
+            request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
+        }
     }
 }
 
-fn action<F, Fut>(name: &str, handler: F, wrong_method: actix_web::Route) -> actix_web::Resource
-where
-    F: actix_web::Handler<(HttpRequest, web::Path<String>, Payload, Service), Output = Fut>,
-    Fut: actix_web::Responder + 'static,
-{
-    web::resource(format!("{USERS}/{{id}}/{name}"))
-        .route(web::post().to(handler))
-        .default_service(wrong_method)
+/// One served route: method, path template (actix and OpenAPI spell them alike), handler.
+pub(crate) struct RouteSpec {
+    pub method: Method,
+    pub path: &'static str,
+    route: fn() -> actix_web::Route,
 }
 
-/// The whole HTTP application: routes, request ids and logging, JSON errors everywhere.
+const fn spec(method: Method, path: &'static str, route: fn() -> actix_web::Route) -> RouteSpec {
+    RouteSpec {
+        method,
+        path,
+        route,
+    }
+}
+
+/// Every route userd serves. Order matters where templates overlap: `_search` before
+/// `{id}`.
+pub(crate) fn routes() -> Vec<RouteSpec> {
+    use Method as M;
+    vec![
+        spec(M::GET, "/healthz", || web::get().to(healthz)),
+        spec(M::GET, "/readyz", || web::get().to(readyz)),
+        spec(M::GET, "/metrics", || web::get().to(metrics)),
+        spec(M::GET, "/openapi.json", || web::get().to(openapi_json)),
+        spec(M::POST, "/resources/v3alpha/users", || {
+            web::post().to(create_user)
+        }),
+        spec(M::POST, "/resources/v3alpha/users/_search", || {
+            web::post().to(search_users)
+        }),
+        spec(M::GET, "/resources/v3alpha/users/{id}", || {
+            web::get().to(get_user)
+        }),
+        spec(M::PATCH, "/resources/v3alpha/users/{id}", || {
+            web::patch().to(patch_user)
+        }),
+        spec(M::DELETE, "/resources/v3alpha/users/{id}", || {
+            web::delete().to(delete_user)
+        }),
+        spec(M::POST, "/resources/v3alpha/users/{id}/_lock", || {
+            web::post().to(lock_user)
+        }),
+        spec(M::POST, "/resources/v3alpha/users/{id}/_unlock", || {
+            web::post().to(unlock_user)
+        }),
+        spec(M::POST, "/resources/v3alpha/users/{id}/_deactivate", || {
+            web::post().to(deactivate_user)
+        }),
+        spec(M::POST, "/resources/v3alpha/users/{id}/_activate", || {
+            web::post().to(activate_user)
+        }),
+        spec(M::POST, "/resources/v3alpha/users/{id}/pats", || {
+            web::post().to(create_token)
+        }),
+        spec(
+            M::DELETE,
+            "/resources/v3alpha/users/{id}/pats/{patId}",
+            || web::delete().to(revoke_token),
+        ),
+        spec(M::POST, "/v2/organizations", || {
+            web::post().to(create_organization)
+        }),
+        spec(M::GET, "/v2/organizations/{orgId}", || {
+            web::get().to(get_organization)
+        }),
+        spec(M::POST, "/v2/organizations/{orgId}/members", || {
+            web::post().to(set_org_member)
+        }),
+        spec(
+            M::DELETE,
+            "/v2/organizations/{orgId}/members/{userId}",
+            || web::delete().to(remove_org_member),
+        ),
+        spec(M::POST, "/v2/instance/members", || {
+            web::post().to(set_instance_member)
+        }),
+    ]
+}
+
+/// The (method, path) pairs served, for the OpenAPI coverage test.
+#[doc(hidden)]
+pub fn served_routes() -> Vec<(String, String)> {
+    routes()
+        .into_iter()
+        .map(|r| (r.method.as_str().to_lowercase(), r.path.to_owned()))
+        .collect()
+}
+
+fn configure(services: Services) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(web::Data::from(services.users))
+            .app_data(web::Data::from(services.admin))
+            .app_data(web::Data::from(Arc::clone(&services.metrics)))
+            .app_data(web::Data::new(RequestSettings {
+                metrics: services.metrics,
+                timeout: services.request_timeout,
+            }));
+        let table = routes();
+        let mut paths: Vec<&'static str> = Vec::new();
+        for row in &table {
+            if !paths.contains(&row.path) {
+                paths.push(row.path);
+            }
+        }
+        for path in paths {
+            let rows: Vec<&RouteSpec> = table.iter().filter(|r| r.path == path).collect();
+            let allow = rows
+                .iter()
+                .map(|r| r.method.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut resource = web::resource(path);
+            for row in rows {
+                resource = resource.route((row.route)());
+            }
+            let resource = resource.default_service(web::to(move |req: HttpRequest| {
+                let allow = allow.clone();
+                async move {
+                    Err::<HttpResponse, _>(ApiError::method_not_allowed(
+                        req.method().as_str(),
+                        &allow,
+                    ))
+                }
+            }));
+            cfg.service(resource.wrap(from_fn(deadline)));
+        }
+        // The interactive documentation; its assets are compiled into the binary.
+        cfg.service(web::resource("/docs").to(|| async {
+            HttpResponse::PermanentRedirect()
+                .insert_header((header::LOCATION, "/docs/"))
+                .finish()
+        }))
+        .service(
+            SwaggerUi::new("/docs/{_:.*}")
+                .config(utoipa_swagger_ui::Config::new(["/openapi.json"])),
+        )
+        .default_service(web::to(|req: HttpRequest| async move {
+            Err::<HttpResponse, _>(ApiError::route_not_found(req.path()))
+        }));
+    }
+}
+
+/// The whole HTTP application: routes, request ids, logging, metrics and timeouts, and
+/// JSON errors everywhere.
 pub fn app(
-    service: Arc<dyn UserService>,
-    admin: Arc<dyn AdminService>,
+    services: Services,
 ) -> actix_web::App<
     impl actix_web::dev::ServiceFactory<
         actix_web::dev::ServiceRequest,
@@ -148,7 +214,25 @@ pub fn app(
         .app_data(web::PathConfig::default().error_handler(|error, _| {
             ApiError::invalid("INVALID_PATH", format!("invalid path: {error}")).into()
         }))
-        .configure(app_config(service, admin))
+        .configure(configure(services))
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+pub(crate) async fn metrics(metrics: web::Data<Metrics>) -> Answer {
+    let text = metrics.render().map_err(|e| {
+        tracing::error!(error = %e, "cannot render metrics");
+        ApiError::new(ErrorKind::Internal, "INTERNAL", "internal error")
+    })?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text))
+}
+
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "This document", body = Object)))]
+pub(crate) async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(ApiDoc::openapi().to_json().unwrap_or_default())
 }
 
 /// Rewrites any error response that did not come from our handlers (actix's own) into
@@ -183,293 +267,4 @@ fn json_error_fallback<B: MessageBody + 'static>() -> ErrorHandlers<B> {
             ServiceResponse::new(req, response).map_into_right_body::<B>(),
         ))
     })
-}
-
-// --- helpers -----------------------------------------------------------------------
-
-fn credentials(req: &HttpRequest) -> Credentials {
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-        return Credentials::None;
-    };
-    let Ok(value) = value.to_str() else {
-        return Credentials::None;
-    };
-    match value.trim().split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
-            Credentials::Bearer(token.trim().to_owned())
-        }
-        _ => Credentials::None,
-    }
-}
-
-async fn authenticate(req: &HttpRequest, service: &Service) -> Result<Caller, ApiError> {
-    let caller = service.authenticate(&credentials(req)).await?;
-    tracing::Span::current().record("user_id", caller.user_id.as_str());
-    Ok(caller)
-}
-
-#[derive(Debug, Deserialize)]
-struct OrganizationQuery {
-    #[serde(rename = "organization.orgId")]
-    org_id: Option<String>,
-}
-
-fn organization(req: &HttpRequest) -> Result<Option<OrgId>, ApiError> {
-    let query = web::Query::<OrganizationQuery>::from_query(req.query_string())
-        .map_err(|e| ApiError::invalid("INVALID_QUERY", format!("invalid query string: {e}")))?;
-    query
-        .into_inner()
-        .org_id
-        .map(OrgId::new)
-        .transpose()
-        .map_err(|e| ServiceError::invalid_field("organization.orgId", e).into())
-}
-
-fn user_ref(req: &HttpRequest, id: String) -> Result<UserRef, ApiError> {
-    Ok(UserRef {
-        id: UserId::new(id).map_err(|e| ApiError::from(ServiceError::invalid_field("id", e)))?,
-        expected_org: organization(req)?,
-    })
-}
-
-fn details(status: StatusCode, details: &userd_ports::service::ResourceDetails) -> HttpResponse {
-    HttpResponse::build(status).json(DetailsResponse::from(details))
-}
-
-// --- handlers ----------------------------------------------------------------------
-
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(ContentType::json())
-        .body(r#"{"status":"SERVING"}"#)
-}
-
-async fn readyz(service: Service) -> Answer {
-    service.readiness().await?;
-    Ok(HttpResponse::Ok()
-        .content_type(ContentType::json())
-        .body(r#"{"status":"SERVING"}"#))
-}
-
-async fn create_user(req: HttpRequest, payload: Payload, service: Service) -> Answer {
-    let caller = authenticate(&req, &service).await?;
-    let org = organization(&req)?;
-    let body = read_body(&req, payload).await?;
-    let new_user = parse_json::<CreateUserRequest>(&body)?.into_new_user()?;
-    let created = service.create_user(&caller, org, new_user).await?;
-    Ok(details(StatusCode::CREATED, &created))
-}
-
-async fn search_users(req: HttpRequest, payload: Payload, service: Service) -> Answer {
-    let caller = authenticate(&req, &service).await?;
-    let mut request = userd_ports::search::SearchRequest {
-        organization: organization(&req)?,
-        ..Default::default()
-    };
-    crate::search::apply_query_string(&mut request, req.query_string())?;
-    let body = read_body(&req, payload).await?;
-    crate::search::apply_body(&mut request, &body)?;
-    let found = service.search_users(&caller, request).await?;
-    Ok(HttpResponse::Ok().json(crate::search::SearchResponse::from(&found)))
-}
-
-async fn get_user(req: HttpRequest, id: web::Path<String>, service: Service) -> Answer {
-    let caller = authenticate(&req, &service).await?;
-    let target = user_ref(&req, id.into_inner())?;
-    let user = service.get_user(&caller, &target).await?;
-    Ok(HttpResponse::Ok().json(GetUserResponse {
-        user: UserOut::from(&user),
-    }))
-}
-
-async fn patch_user(
-    req: HttpRequest,
-    id: web::Path<String>,
-    payload: Payload,
-    service: Service,
-) -> Answer {
-    let caller = authenticate(&req, &service).await?;
-    let target = user_ref(&req, id.into_inner())?;
-    let body = read_body(&req, payload).await?;
-    let patch = parse_json::<PatchUserRequest>(&body)?.into_patch()?;
-    let changed = service
-        .execute(&caller, &target, Command::Patch(patch))
-        .await?;
-    Ok(details(StatusCode::OK, &changed))
-}
-
-async fn delete_user(req: HttpRequest, id: web::Path<String>, service: Service) -> Answer {
-    let caller = authenticate(&req, &service).await?;
-    let target = user_ref(&req, id.into_inner())?;
-    let deleted = service.execute(&caller, &target, Command::Delete).await?;
-    Ok(details(StatusCode::OK, &deleted))
-}
-
-async fn state_change(
-    req: HttpRequest,
-    id: String,
-    payload: Payload,
-    service: Service,
-    command: Command,
-) -> Answer {
-    let caller = authenticate(&req, &service).await?;
-    let target = user_ref(&req, id)?;
-    let body = read_body(&req, payload).await?;
-    parse_json::<EmptyRequest>(&body)?;
-    let changed = service.execute(&caller, &target, command).await?;
-    Ok(details(StatusCode::OK, &changed))
-}
-
-async fn lock_user(
-    req: HttpRequest,
-    id: web::Path<String>,
-    payload: Payload,
-    service: Service,
-) -> Answer {
-    state_change(req, id.into_inner(), payload, service, Command::Lock).await
-}
-
-async fn unlock_user(
-    req: HttpRequest,
-    id: web::Path<String>,
-    payload: Payload,
-    service: Service,
-) -> Answer {
-    state_change(req, id.into_inner(), payload, service, Command::Unlock).await
-}
-
-async fn deactivate_user(
-    req: HttpRequest,
-    id: web::Path<String>,
-    payload: Payload,
-    service: Service,
-) -> Answer {
-    state_change(req, id.into_inner(), payload, service, Command::Deactivate).await
-}
-
-async fn activate_user(
-    req: HttpRequest,
-    id: web::Path<String>,
-    payload: Payload,
-    service: Service,
-) -> Answer {
-    state_change(req, id.into_inner(), payload, service, Command::Activate).await
-}
-
-// --- administration ----------------------------------------------------------------
-
-fn org_id(text: String) -> Result<OrgId, ApiError> {
-    OrgId::new(text).map_err(|e| ServiceError::invalid_field("orgId", e).into())
-}
-
-async fn create_token(
-    req: HttpRequest,
-    id: web::Path<String>,
-    payload: Payload,
-    service: Service,
-    admin: Admin,
-) -> Answer {
-    let caller = authenticate(&req, &service).await?;
-    let target = user_ref(&req, id.into_inner())?;
-    let body = read_body(&req, payload).await?;
-    let expiration = parse_json::<CreateTokenRequest>(&body)?.expiration()?;
-    let issued = admin.create_token(&caller, &target, expiration).await?;
-    Ok(HttpResponse::Created().json(CreateTokenResponse {
-        details: (&issued.details).into(),
-        personal_access_token_id: issued.token_id,
-        personal_access_token: issued.token.expose().to_owned(),
-    }))
-}
-
-async fn revoke_token(
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-    service: Service,
-    admin: Admin,
-) -> Answer {
-    let caller = authenticate(&req, &service).await?;
-    let (id, token_id) = path.into_inner();
-    let target = user_ref(&req, id)?;
-    let revoked = admin.revoke_token(&caller, &target, &token_id).await?;
-    Ok(details(StatusCode::OK, &revoked))
-}
-
-async fn create_organization(
-    req: HttpRequest,
-    payload: Payload,
-    service: Service,
-    admin: Admin,
-) -> Answer {
-    let caller = authenticate(&req, &service).await?;
-    let body = read_body(&req, payload).await?;
-    let request = parse_json::<CreateOrganizationRequest>(&body)?;
-    let created = admin
-        .create_organization(&caller, request.name.as_deref().unwrap_or_default())
-        .await?;
-    Ok(HttpResponse::Created().json(CreateOrganizationResponse {
-        organization_id: created.id.clone(),
-        details: (&created).into(),
-    }))
-}
-
-async fn get_organization(
-    req: HttpRequest,
-    id: web::Path<String>,
-    service: Service,
-    admin: Admin,
-) -> Answer {
-    let caller = authenticate(&req, &service).await?;
-    let org = org_id(id.into_inner())?;
-    let found = admin.get_organization(&caller, &org).await?;
-    Ok(HttpResponse::Ok().json(GetOrganizationResponse {
-        organization: OrganizationOut {
-            details: DetailsOut::from(&found.details),
-            name: found.name,
-        },
-    }))
-}
-
-async fn set_org_member(
-    req: HttpRequest,
-    id: web::Path<String>,
-    payload: Payload,
-    service: Service,
-    admin: Admin,
-) -> Answer {
-    let caller = authenticate(&req, &service).await?;
-    let org = org_id(id.into_inner())?;
-    let body = read_body(&req, payload).await?;
-    let (user, roles) = parse_json::<MemberRequest>(&body)?.into_parts()?;
-    let member = admin.set_org_member(&caller, &org, &user, &roles).await?;
-    Ok(details(StatusCode::OK, &member))
-}
-
-async fn remove_org_member(
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-    service: Service,
-    admin: Admin,
-) -> Answer {
-    let caller = authenticate(&req, &service).await?;
-    let (org, user) = path.into_inner();
-    let org = org_id(org)?;
-    let user =
-        UserId::new(user).map_err(|e| ApiError::from(ServiceError::invalid_field("userId", e)))?;
-    let removed = admin.remove_org_member(&caller, &org, &user).await?;
-    Ok(details(StatusCode::OK, &removed))
-}
-
-async fn set_instance_member(
-    req: HttpRequest,
-    payload: Payload,
-    service: Service,
-    admin: Admin,
-) -> Answer {
-    let caller = authenticate(&req, &service).await?;
-    let body = read_body(&req, payload).await?;
-    let (user, roles) = parse_json::<MemberRequest>(&body)?.into_parts()?;
-    let member = admin.set_instance_member(&caller, &user, &roles).await?;
-    Ok(details(StatusCode::OK, &member))
 }

@@ -280,20 +280,23 @@ fn text(path: &str, body: &Map<String, Value>, key: &str) -> Result<TextMatch, A
     Ok(TextMatch { value, method })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ListDetails {
+pub(crate) struct ListDetails {
+    /// Every match, not only this page's; a 64-bit integer as a string.
     total_result: String,
     applied_limit: String,
     timestamp: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct SearchResponse {
     details: ListDetails,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::openapi::SortingColumn>)]
     sorting_column: Option<&'static str>,
+    /// Users in the GetUser shape; omitted when nothing matches.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     result: Vec<UserOut>,
 }

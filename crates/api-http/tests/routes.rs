@@ -8,7 +8,7 @@ use std::sync::Arc;
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::test::{self, TestRequest};
 use serde_json::{Value, json};
-use userd_api_http::app;
+use userd_api_http::{Metrics, Services, app};
 use userd_domain::Timestamp;
 use userd_domain::authz::{Caller, Permission, Role, RoleSet};
 use userd_domain::user::{
@@ -76,7 +76,9 @@ async fn call_admin(
     admin: MockAdminService,
     request: TestRequest,
 ) -> (StatusCode, actix_web::http::header::HeaderMap, Value) {
-    let app = test::init_service(app(Arc::new(mock), Arc::new(admin))).await;
+    let metrics = Arc::new(Metrics::new().unwrap());
+    let app =
+        test::init_service(app(Services::new(Arc::new(mock), Arc::new(admin), metrics))).await;
     let response = test::call_service(&app, request.to_request()).await;
     let status = response.status();
     let headers = response.headers().clone();

@@ -90,6 +90,9 @@ pub struct PoolSettings {
     pub checkout_timeout: Duration,
     /// How long SQLite waits for a lock held by another writer.
     pub sqlite_busy_timeout: Duration,
+    /// PostgreSQL: the longest a statement may run before the server cancels it, so a
+    /// stuck query cannot hold a connection forever. Zero means no limit.
+    pub statement_timeout: Duration,
 }
 
 impl Default for PoolSettings {
@@ -98,6 +101,7 @@ impl Default for PoolSettings {
             max_size: 10,
             checkout_timeout: Duration::from_secs(5),
             sqlite_busy_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -108,6 +112,7 @@ impl Default for PoolSettings {
 pub(crate) struct Manager {
     target: DatabaseTarget,
     sqlite_busy_timeout: Duration,
+    statement_timeout: Duration,
 }
 
 impl r2d2::ManageConnection for Manager {
@@ -116,9 +121,16 @@ impl r2d2::ManageConnection for Manager {
 
     fn connect(&self) -> Result<DbConnection, Self::Error> {
         match &self.target {
-            DatabaseTarget::Postgres(url) => PgConnection::establish(url)
-                .map(DbConnection::Postgres)
-                .map_err(diesel::r2d2::Error::ConnectionError),
+            DatabaseTarget::Postgres(url) => {
+                let mut conn =
+                    PgConnection::establish(url).map_err(diesel::r2d2::Error::ConnectionError)?;
+                conn.batch_execute(&format!(
+                    "SET statement_timeout = {}",
+                    self.statement_timeout.as_millis()
+                ))
+                .map_err(diesel::r2d2::Error::QueryError)?;
+                Ok(DbConnection::Postgres(conn))
+            }
             DatabaseTarget::Sqlite(path) => {
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())
                     .map_err(diesel::r2d2::Error::ConnectionError)?;
@@ -153,6 +165,7 @@ type Pool = r2d2::Pool<Manager>;
 pub struct Database {
     pool: Arc<Pool>,
     backend: Backend,
+    pub(crate) appended: Arc<crate::users::AppendedEvents>,
 }
 
 impl std::fmt::Debug for Database {
@@ -174,6 +187,7 @@ impl Database {
         let manager = Manager {
             target: target.clone(),
             sqlite_busy_timeout: settings.sqlite_busy_timeout,
+            statement_timeout: settings.statement_timeout,
         };
         let pool = r2d2::Pool::builder()
             .max_size(settings.max_size.max(1))
@@ -184,6 +198,7 @@ impl Database {
         Ok(Database {
             pool: Arc::new(pool),
             backend: target.backend(),
+            appended: Arc::default(),
         })
     }
 
@@ -198,6 +213,11 @@ impl Database {
             state.connections - state.idle_connections,
             state.idle_connections,
         )
+    }
+
+    /// How many events of each type this process has appended since it started.
+    pub fn appended_events(&self) -> Vec<(&'static str, u64)> {
+        self.appended.snapshot()
     }
 
     /// Runs `work` with a pooled connection on tokio's blocking pool, in the caller's

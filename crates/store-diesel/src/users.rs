@@ -1,9 +1,11 @@
 //! The user repository: one transaction appends the event and writes the current state.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use async_trait::async_trait;
 use diesel::prelude::*;
 use sha2::{Digest, Sha256};
-use userd_domain::user::{User, UserEvent};
+use userd_domain::user::{User, UserChange, UserEvent};
 use userd_domain::values::UserId;
 use userd_ports::error::StoreError;
 use userd_ports::repository::UserRepository;
@@ -13,6 +15,36 @@ use crate::connection::{Database, DbConnection, write_transaction};
 use crate::errors::{is_foreign_key_violation, store_error, violated_key};
 use crate::projection::{EventRow, ProjectionRow, UsernameRow, username_rows};
 use crate::schema::{events, usernames, users};
+
+/// Counts of appended events by type, for metrics.
+#[derive(Debug, Default)]
+pub(crate) struct AppendedEvents([AtomicU64; EVENT_TYPES.len()]);
+
+const EVENT_TYPES: [&str; 7] = [
+    UserChange::CREATED,
+    UserChange::UPDATED,
+    UserChange::LOCKED,
+    UserChange::UNLOCKED,
+    UserChange::DEACTIVATED,
+    UserChange::ACTIVATED,
+    UserChange::DELETED,
+];
+
+impl AppendedEvents {
+    pub(crate) fn count(&self, event_type: &str) {
+        if let Some(i) = EVENT_TYPES.iter().position(|t| *t == event_type) {
+            self.0[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        EVENT_TYPES
+            .iter()
+            .zip(&self.0)
+            .map(|(name, count)| (*name, count.load(Ordering::Relaxed)))
+            .collect()
+    }
+}
 
 /// Everything one accepted command writes.
 pub(crate) struct UserWrite {
@@ -168,7 +200,9 @@ impl UserRepository for Database {
     async fn append(&self, state: &User, event: &UserEvent) -> Result<(), StoreError> {
         let write = UserWrite::new(state, event);
         self.run(move |conn| write_transaction(conn, |conn| write.apply(conn)))
-            .await
+            .await?;
+        self.appended.count(event.change.event_type());
+        Ok(())
     }
 
     async fn search(&self, query: &UserQuery) -> Result<UserPage, StoreError> {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::HttpServer;
+use userd_api_http::{Metrics, Services};
 use userd_ports::admin::AdminService;
 use userd_ports::auth_cache::CachedAuthorizer;
 use userd_ports::bootstrap::{BootstrapStore, bootstrap_if_empty};
@@ -50,6 +51,7 @@ pub fn prepare_database(settings: &Settings) -> Result<Database, StartError> {
         max_size: settings.database.pool_size,
         checkout_timeout: Duration::from_millis(settings.database.pool_timeout_ms),
         sqlite_busy_timeout: Duration::from_millis(settings.database.sqlite_busy_timeout_ms),
+        statement_timeout: Duration::from_millis(settings.database.statement_timeout_ms),
     };
     let database = Database::open(&target, &pool)?;
     let attempts = settings.database.connect_attempts;
@@ -84,6 +86,40 @@ pub fn prepare_database(settings: &Settings) -> Result<Database, StartError> {
         attempts,
         cause: "no attempt was made".into(),
     })
+}
+
+/// The HTTP metrics plus the store's: pool connections in use and idle, and events
+/// appended by type, read when scraped.
+fn store_metrics(store: &Arc<Database>) -> Result<Arc<Metrics>, prometheus::Error> {
+    use prometheus::{IntCounterVec, IntGaugeVec, Opts};
+    let metrics = Arc::new(Metrics::new()?);
+    let pool = IntGaugeVec::new(
+        Opts::new(
+            "userd_db_pool_connections",
+            "Database pool connections, by state.",
+        ),
+        &["state"],
+    )?;
+    let events = IntCounterVec::new(
+        Opts::new(
+            "userd_events_appended_total",
+            "Events appended to the log by this process, by type.",
+        ),
+        &["type"],
+    )?;
+    metrics.registry().register(Box::new(pool.clone()))?;
+    metrics.registry().register(Box::new(events.clone()))?;
+    let store = Arc::clone(store);
+    metrics.on_scrape(move || {
+        let (in_use, idle) = store.pool_state();
+        pool.with_label_values(&["in_use"]).set(i64::from(in_use));
+        pool.with_label_values(&["idle"]).set(i64::from(idle));
+        for (event_type, count) in store.appended_events() {
+            let counter = events.with_label_values(&[event_type]);
+            counter.inc_by(count.saturating_sub(counter.get()));
+        }
+    });
+    Ok(metrics)
 }
 
 pub fn migrate_only(settings: &Settings) -> Result<(), StartError> {
@@ -171,11 +207,16 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
     }));
     let users: Arc<dyn UserService> = use_cases.clone();
     let admin: Arc<dyn AdminService> = use_cases;
+    let metrics = store_metrics(&store)
+        .map_err(|e| StartError::Runtime(format!("cannot set up metrics: {e}")))?;
+    let services = Services {
+        request_timeout: Duration::from_millis(settings.server.request_timeout_ms),
+        ..Services::new(users, admin, metrics)
+    };
 
     let server = &settings.server;
-    let mut http =
-        HttpServer::new(move || userd_api_http::app(Arc::clone(&users), Arc::clone(&admin)))
-            .shutdown_timeout(server.shutdown_grace_secs);
+    let mut http = HttpServer::new(move || userd_api_http::app(services.clone()))
+        .shutdown_timeout(server.shutdown_grace_secs);
     if server.workers > 0 {
         http = http.workers(server.workers);
     }

@@ -34,6 +34,8 @@ pub struct ServerSettings {
     /// How long an authenticated token is remembered; 0 disables the cache. At most
     /// 2000, so a revocation reaches every process within two seconds.
     pub token_cache_ms: u64,
+    /// A request still running after this many milliseconds is answered 504 (code 4).
+    pub request_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -48,6 +50,8 @@ pub struct DatabaseSettings {
     pub sqlite_busy_timeout_ms: u64,
     /// How many times start-up tries to reach the database, one second apart.
     pub connect_attempts: u32,
+    /// PostgreSQL: the server cancels a statement running longer than this (0 = never).
+    pub statement_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,6 +97,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "time in-flight requests get on SIGTERM/SIGINT",
     ),
     (
+        "server.request_timeout_ms",
+        "15000",
+        "a request running longer is answered 504 (code 4)",
+    ),
+    (
         "server.token_cache_ms",
         "1000",
         "how long a token check is reused (0-2000; 0 = off)",
@@ -117,6 +126,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "database.connect_attempts",
         "10",
         "start-up tries to reach the database, 1 s apart",
+    ),
+    (
+        "database.statement_timeout_ms",
+        "10000",
+        "PostgreSQL: the server cancels longer statements (0 = never)",
     ),
     (
         "bootstrap.admin_pat_path",

@@ -96,6 +96,20 @@ impl Client {
             .unwrap_or_else(|e| panic!("{e}"));
         (status, json)
     }
+
+    /// A GET whose answer is text, not JSON.
+    pub fn get_text(&self, path: &str) -> (u16, String) {
+        let mut response = self
+            .agent
+            .get(format!("{}{}", self.base, path))
+            .call()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = response.status().as_u16();
+        (
+            status,
+            response.body_mut().read_to_string().unwrap_or_default(),
+        )
+    }
 }
 
 /// A running userd process on a free port, with the database it serves.
@@ -203,6 +217,10 @@ impl Userd {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {

@@ -1,0 +1,338 @@
+//! The handlers behind the routes: each authenticates, reads and validates its input,
+//! calls a use case, and shapes the answer. The `#[utoipa::path]` attributes describe
+//! them in the OpenAPI document.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, ContentType};
+use actix_web::web::{self, Payload};
+use actix_web::{HttpRequest, HttpResponse};
+use serde::Deserialize;
+use userd_domain::authz::Caller;
+use userd_domain::user::Command;
+use userd_domain::values::{OrgId, UserId};
+use userd_ports::ServiceError;
+use userd_ports::admin::AdminService;
+use userd_ports::service::{Credentials, UserRef, UserService};
+
+use crate::body::{parse_json, read_body};
+use crate::dto::{
+    CreateOrganizationRequest, CreateOrganizationResponse, CreateTokenRequest, CreateTokenResponse,
+    CreateUserRequest, DetailsOut, DetailsResponse, EmptyRequest, GetOrganizationResponse,
+    GetUserResponse, MemberRequest, OrganizationOut, PatchUserRequest, UserOut,
+};
+use crate::error::ApiError;
+
+pub(crate) type Service = web::Data<dyn UserService>;
+pub(crate) type Admin = web::Data<dyn AdminService>;
+pub(crate) type Answer = Result<HttpResponse, ApiError>;
+
+// --- helpers -----------------------------------------------------------------------
+
+fn credentials(req: &HttpRequest) -> Credentials {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Credentials::None;
+    };
+    let Ok(value) = value.to_str() else {
+        return Credentials::None;
+    };
+    match value.trim().split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Credentials::Bearer(token.trim().to_owned())
+        }
+        _ => Credentials::None,
+    }
+}
+
+pub(crate) async fn authenticate(req: &HttpRequest, service: &Service) -> Result<Caller, ApiError> {
+    let caller = service.authenticate(&credentials(req)).await?;
+    tracing::Span::current().record("user_id", caller.user_id.as_str());
+    Ok(caller)
+}
+
+#[derive(Debug, Deserialize)]
+struct OrganizationQuery {
+    #[serde(rename = "organization.orgId")]
+    org_id: Option<String>,
+}
+
+fn organization(req: &HttpRequest) -> Result<Option<OrgId>, ApiError> {
+    let query = web::Query::<OrganizationQuery>::from_query(req.query_string())
+        .map_err(|e| ApiError::invalid("INVALID_QUERY", format!("invalid query string: {e}")))?;
+    query
+        .into_inner()
+        .org_id
+        .map(OrgId::new)
+        .transpose()
+        .map_err(|e| ServiceError::invalid_field("organization.orgId", e).into())
+}
+
+fn user_ref(req: &HttpRequest, id: String) -> Result<UserRef, ApiError> {
+    Ok(UserRef {
+        id: UserId::new(id).map_err(|e| ApiError::from(ServiceError::invalid_field("id", e)))?,
+        expected_org: organization(req)?,
+    })
+}
+
+fn details(status: StatusCode, details: &userd_ports::service::ResourceDetails) -> HttpResponse {
+    HttpResponse::build(status).json(DetailsResponse::from(details))
+}
+
+// --- handlers ----------------------------------------------------------------------
+
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process runs", body = crate::openapi::Health)))]
+pub(crate) async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(r#"{"status":"SERVING"}"#)
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "The database answers", body = crate::openapi::Health), (status = 503, description = "The database does not answer (code 14)", body = crate::openapi::Status)))]
+pub(crate) async fn readyz(service: Service) -> Answer {
+    service.readiness().await?;
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(r#"{"status":"SERVING"}"#))
+}
+
+#[utoipa::path(post, path = "/resources/v3alpha/users", tag = "users", params(("organization.orgId" = Option<String>, Query, description = "The organization to create the user in; by default the one of the caller.")), request_body(content = CreateUserRequest, content_type = "application/json"), responses((status = 201, description = "Created", body = DetailsResponse), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 403, description = "A role without the needed permission (code 7)", body = crate::openapi::Status), (status = 404, description = "Not found, or not visible to the caller (code 5)", body = crate::openapi::Status), (status = 409, description = "Already exists (code 6) or concurrent modification (code 10)", body = crate::openapi::Status), (status = 413, description = "Body over 256 KiB (code 3)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+pub(crate) async fn create_user(req: HttpRequest, payload: Payload, service: Service) -> Answer {
+    let caller = authenticate(&req, &service).await?;
+    let org = organization(&req)?;
+    let body = read_body(&req, payload).await?;
+    let new_user = parse_json::<CreateUserRequest>(&body)?.into_new_user()?;
+    let created = service.create_user(&caller, org, new_user).await?;
+    Ok(details(StatusCode::CREATED, &created))
+}
+
+#[utoipa::path(post, path = "/resources/v3alpha/users/_search", tag = "users", params(("organization.orgId" = Option<String>, Query, description = "Only users of this organization."), ("query.offset" = Option<String>, Query, description = "Default 0"), ("query.limit" = Option<String>, Query, description = "Default 100, at most 1000"), ("query.desc" = Option<bool>, Query), ("sortingColumn" = Option<crate::openapi::SortingColumn>, Query, description = "Default FIELD_NAME_CREATION_DATE; ties are broken by id")), request_body(content = crate::openapi::SearchBody, content_type = "application/json"), responses((status = 200, description = "One page of the users the caller may read", body = crate::search::SearchResponse), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 413, description = "Body over 256 KiB (code 3)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+pub(crate) async fn search_users(req: HttpRequest, payload: Payload, service: Service) -> Answer {
+    let caller = authenticate(&req, &service).await?;
+    let mut request = userd_ports::search::SearchRequest {
+        organization: organization(&req)?,
+        ..Default::default()
+    };
+    crate::search::apply_query_string(&mut request, req.query_string())?;
+    let body = read_body(&req, payload).await?;
+    crate::search::apply_body(&mut request, &body)?;
+    let found = service.search_users(&caller, request).await?;
+    Ok(HttpResponse::Ok().json(crate::search::SearchResponse::from(&found)))
+}
+
+#[utoipa::path(get, path = "/resources/v3alpha/users/{id}", tag = "users", params(("id" = String, Path, description = "The id of the user, 1 to 200 characters."), ("organization.orgId" = Option<String>, Query, description = "Expect the user in this organization; a user of another one is then not found.")), responses((status = 200, description = "The user", body = GetUserResponse), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 403, description = "A role without the needed permission (code 7)", body = crate::openapi::Status), (status = 404, description = "Not found, or not visible to the caller (code 5)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+pub(crate) async fn get_user(req: HttpRequest, id: web::Path<String>, service: Service) -> Answer {
+    let caller = authenticate(&req, &service).await?;
+    let target = user_ref(&req, id.into_inner())?;
+    let user = service.get_user(&caller, &target).await?;
+    Ok(HttpResponse::Ok().json(GetUserResponse {
+        user: UserOut::from(&user),
+    }))
+}
+
+#[utoipa::path(patch, path = "/resources/v3alpha/users/{id}", tag = "users", params(("id" = String, Path, description = "The id of the user, 1 to 200 characters."), ("organization.orgId" = Option<String>, Query, description = "Expect the user in this organization; a user of another one is then not found.")), request_body(content = PatchUserRequest, content_type = "application/json"), responses((status = 200, description = "Changed, or nothing to change", body = DetailsResponse), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 403, description = "A role without the needed permission (code 7)", body = crate::openapi::Status), (status = 404, description = "Not found, or not visible to the caller (code 5)", body = crate::openapi::Status), (status = 409, description = "Already exists (code 6) or concurrent modification (code 10)", body = crate::openapi::Status), (status = 413, description = "Body over 256 KiB (code 3)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+pub(crate) async fn patch_user(
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: Payload,
+    service: Service,
+) -> Answer {
+    let caller = authenticate(&req, &service).await?;
+    let target = user_ref(&req, id.into_inner())?;
+    let body = read_body(&req, payload).await?;
+    let patch = parse_json::<PatchUserRequest>(&body)?.into_patch()?;
+    let changed = service
+        .execute(&caller, &target, Command::Patch(patch))
+        .await?;
+    Ok(details(StatusCode::OK, &changed))
+}
+
+#[utoipa::path(delete, path = "/resources/v3alpha/users/{id}", tag = "users", params(("id" = String, Path, description = "The id of the user, 1 to 200 characters."), ("organization.orgId" = Option<String>, Query, description = "Expect the user in this organization; a user of another one is then not found.")), responses((status = 200, description = "Deleted", body = DetailsResponse), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 403, description = "A role without the needed permission (code 7)", body = crate::openapi::Status), (status = 404, description = "Not found, or not visible to the caller (code 5)", body = crate::openapi::Status), (status = 409, description = "Already exists (code 6) or concurrent modification (code 10)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+pub(crate) async fn delete_user(
+    req: HttpRequest,
+    id: web::Path<String>,
+    service: Service,
+) -> Answer {
+    let caller = authenticate(&req, &service).await?;
+    let target = user_ref(&req, id.into_inner())?;
+    let deleted = service.execute(&caller, &target, Command::Delete).await?;
+    Ok(details(StatusCode::OK, &deleted))
+}
+
+pub(crate) async fn state_change(
+    req: HttpRequest,
+    id: String,
+    payload: Payload,
+    service: Service,
+    command: Command,
+) -> Answer {
+    let caller = authenticate(&req, &service).await?;
+    let target = user_ref(&req, id)?;
+    let body = read_body(&req, payload).await?;
+    parse_json::<EmptyRequest>(&body)?;
+    let changed = service.execute(&caller, &target, command).await?;
+    Ok(details(StatusCode::OK, &changed))
+}
+
+#[utoipa::path(post, path = "/resources/v3alpha/users/{id}/_lock", tag = "users", params(("id" = String, Path, description = "The id of the user, 1 to 200 characters."), ("organization.orgId" = Option<String>, Query, description = "Expect the user in this organization; a user of another one is then not found.")), request_body(content = Option<Object>, description = "None, or any JSON object (its fields are ignored)", content_type = "application/json"), responses((status = 200, description = "Locked; refused (code 9, USER_ALREADY_LOCKED) when already locked", body = DetailsResponse), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 403, description = "A role without the needed permission (code 7)", body = crate::openapi::Status), (status = 404, description = "Not found, or not visible to the caller (code 5)", body = crate::openapi::Status), (status = 409, description = "Already exists (code 6) or concurrent modification (code 10)", body = crate::openapi::Status), (status = 413, description = "Body over 256 KiB (code 3)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+pub(crate) async fn lock_user(
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: Payload,
+    service: Service,
+) -> Answer {
+    state_change(req, id.into_inner(), payload, service, Command::Lock).await
+}
+
+#[utoipa::path(post, path = "/resources/v3alpha/users/{id}/_unlock", tag = "users", params(("id" = String, Path, description = "The id of the user, 1 to 200 characters."), ("organization.orgId" = Option<String>, Query, description = "Expect the user in this organization; a user of another one is then not found.")), request_body(content = Option<Object>, description = "None, or any JSON object (its fields are ignored)", content_type = "application/json"), responses((status = 200, description = "Unlocked; refused (code 9, USER_NOT_LOCKED) when not locked", body = DetailsResponse), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 403, description = "A role without the needed permission (code 7)", body = crate::openapi::Status), (status = 404, description = "Not found, or not visible to the caller (code 5)", body = crate::openapi::Status), (status = 409, description = "Already exists (code 6) or concurrent modification (code 10)", body = crate::openapi::Status), (status = 413, description = "Body over 256 KiB (code 3)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+pub(crate) async fn unlock_user(
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: Payload,
+    service: Service,
+) -> Answer {
+    state_change(req, id.into_inner(), payload, service, Command::Unlock).await
+}
+
+#[utoipa::path(post, path = "/resources/v3alpha/users/{id}/_deactivate", tag = "users", params(("id" = String, Path, description = "The id of the user, 1 to 200 characters."), ("organization.orgId" = Option<String>, Query, description = "Expect the user in this organization; a user of another one is then not found.")), request_body(content = Option<Object>, description = "None, or any JSON object (its fields are ignored)", content_type = "application/json"), responses((status = 200, description = "Deactivated; refused (code 9, USER_ALREADY_INACTIVE) unless active", body = DetailsResponse), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 403, description = "A role without the needed permission (code 7)", body = crate::openapi::Status), (status = 404, description = "Not found, or not visible to the caller (code 5)", body = crate::openapi::Status), (status = 409, description = "Already exists (code 6) or concurrent modification (code 10)", body = crate::openapi::Status), (status = 413, description = "Body over 256 KiB (code 3)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+pub(crate) async fn deactivate_user(
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: Payload,
+    service: Service,
+) -> Answer {
+    state_change(req, id.into_inner(), payload, service, Command::Deactivate).await
+}
+
+#[utoipa::path(post, path = "/resources/v3alpha/users/{id}/_activate", tag = "users", params(("id" = String, Path, description = "The id of the user, 1 to 200 characters."), ("organization.orgId" = Option<String>, Query, description = "Expect the user in this organization; a user of another one is then not found.")), request_body(content = Option<Object>, description = "None, or any JSON object (its fields are ignored)", content_type = "application/json"), responses((status = 200, description = "Activated; refused (code 9, USER_NOT_INACTIVE) unless inactive", body = DetailsResponse), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 403, description = "A role without the needed permission (code 7)", body = crate::openapi::Status), (status = 404, description = "Not found, or not visible to the caller (code 5)", body = crate::openapi::Status), (status = 409, description = "Already exists (code 6) or concurrent modification (code 10)", body = crate::openapi::Status), (status = 413, description = "Body over 256 KiB (code 3)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+pub(crate) async fn activate_user(
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: Payload,
+    service: Service,
+) -> Answer {
+    state_change(req, id.into_inner(), payload, service, Command::Activate).await
+}
+
+// --- administration ----------------------------------------------------------------
+
+fn org_id(text: String) -> Result<OrgId, ApiError> {
+    OrgId::new(text).map_err(|e| ServiceError::invalid_field("orgId", e).into())
+}
+
+#[utoipa::path(post, path = "/resources/v3alpha/users/{id}/pats", tag = "administration", params(("id" = String, Path, description = "The id of the user, 1 to 200 characters."), ("organization.orgId" = Option<String>, Query, description = "Expect the user in this organization; a user of another one is then not found.")), request_body(content = CreateTokenRequest, content_type = "application/json"), responses((status = 201, description = "The token, shown only this once", body = CreateTokenResponse), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 403, description = "A role without the needed permission (code 7)", body = crate::openapi::Status), (status = 404, description = "Not found, or not visible to the caller (code 5)", body = crate::openapi::Status), (status = 413, description = "Body over 256 KiB (code 3)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+pub(crate) async fn create_token(
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: Payload,
+    service: Service,
+    admin: Admin,
+) -> Answer {
+    let caller = authenticate(&req, &service).await?;
+    let target = user_ref(&req, id.into_inner())?;
+    let body = read_body(&req, payload).await?;
+    let expiration = parse_json::<CreateTokenRequest>(&body)?.expiration()?;
+    let issued = admin.create_token(&caller, &target, expiration).await?;
+    Ok(HttpResponse::Created().json(CreateTokenResponse {
+        details: (&issued.details).into(),
+        personal_access_token_id: issued.token_id,
+        personal_access_token: issued.token.expose().to_owned(),
+    }))
+}
+
+#[utoipa::path(delete, path = "/resources/v3alpha/users/{id}/pats/{patId}", tag = "administration", params(("id" = String, Path, description = "The id of the user, 1 to 200 characters."), ("patId" = String, Path), ("organization.orgId" = Option<String>, Query, description = "Expect the user in this organization; a user of another one is then not found.")), responses((status = 200, description = "Revoked", body = DetailsResponse), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 403, description = "A role without the needed permission (code 7)", body = crate::openapi::Status), (status = 404, description = "Not found, or not visible to the caller (code 5)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+pub(crate) async fn revoke_token(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    service: Service,
+    admin: Admin,
+) -> Answer {
+    let caller = authenticate(&req, &service).await?;
+    let (id, token_id) = path.into_inner();
+    let target = user_ref(&req, id)?;
+    let revoked = admin.revoke_token(&caller, &target, &token_id).await?;
+    Ok(details(StatusCode::OK, &revoked))
+}
+
+#[utoipa::path(post, path = "/v2/organizations", tag = "administration", request_body(content = CreateOrganizationRequest, content_type = "application/json"), responses((status = 201, description = "Created (IAM_OWNER only)", body = CreateOrganizationResponse), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 403, description = "A role without the needed permission (code 7)", body = crate::openapi::Status), (status = 413, description = "Body over 256 KiB (code 3)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+pub(crate) async fn create_organization(
+    req: HttpRequest,
+    payload: Payload,
+    service: Service,
+    admin: Admin,
+) -> Answer {
+    let caller = authenticate(&req, &service).await?;
+    let body = read_body(&req, payload).await?;
+    let request = parse_json::<CreateOrganizationRequest>(&body)?;
+    let created = admin
+        .create_organization(&caller, request.name.as_deref().unwrap_or_default())
+        .await?;
+    Ok(HttpResponse::Created().json(CreateOrganizationResponse {
+        organization_id: created.id.clone(),
+        details: (&created).into(),
+    }))
+}
+
+#[utoipa::path(get, path = "/v2/organizations/{orgId}", tag = "administration", params(("orgId" = String, Path)), responses((status = 200, description = "The organization", body = GetOrganizationResponse), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 404, description = "Not found, or not visible to the caller (code 5)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+pub(crate) async fn get_organization(
+    req: HttpRequest,
+    id: web::Path<String>,
+    service: Service,
+    admin: Admin,
+) -> Answer {
+    let caller = authenticate(&req, &service).await?;
+    let org = org_id(id.into_inner())?;
+    let found = admin.get_organization(&caller, &org).await?;
+    Ok(HttpResponse::Ok().json(GetOrganizationResponse {
+        organization: OrganizationOut {
+            details: DetailsOut::from(&found.details),
+            name: found.name,
+        },
+    }))
+}
+
+#[utoipa::path(post, path = "/v2/organizations/{orgId}/members", tag = "administration", params(("orgId" = String, Path)), request_body(content = MemberRequest, content_type = "application/json"), responses((status = 200, description = "The member now holds exactly these roles", body = DetailsResponse), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 403, description = "A role without the needed permission (code 7)", body = crate::openapi::Status), (status = 404, description = "Not found, or not visible to the caller (code 5)", body = crate::openapi::Status), (status = 413, description = "Body over 256 KiB (code 3)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+pub(crate) async fn set_org_member(
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: Payload,
+    service: Service,
+    admin: Admin,
+) -> Answer {
+    let caller = authenticate(&req, &service).await?;
+    let org = org_id(id.into_inner())?;
+    let body = read_body(&req, payload).await?;
+    let (user, roles) = parse_json::<MemberRequest>(&body)?.into_parts()?;
+    let member = admin.set_org_member(&caller, &org, &user, &roles).await?;
+    Ok(details(StatusCode::OK, &member))
+}
+
+#[utoipa::path(delete, path = "/v2/organizations/{orgId}/members/{userId}", tag = "administration", params(("orgId" = String, Path), ("userId" = String, Path)), responses((status = 200, description = "Removed", body = DetailsResponse), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 403, description = "A role without the needed permission (code 7)", body = crate::openapi::Status), (status = 404, description = "Not found, or not visible to the caller (code 5)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+pub(crate) async fn remove_org_member(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    service: Service,
+    admin: Admin,
+) -> Answer {
+    let caller = authenticate(&req, &service).await?;
+    let (org, user) = path.into_inner();
+    let org = org_id(org)?;
+    let user =
+        UserId::new(user).map_err(|e| ApiError::from(ServiceError::invalid_field("userId", e)))?;
+    let removed = admin.remove_org_member(&caller, &org, &user).await?;
+    Ok(details(StatusCode::OK, &removed))
+}
+
+#[utoipa::path(post, path = "/v2/instance/members", tag = "administration", request_body(content = MemberRequest, content_type = "application/json"), responses((status = 200, description = "The member now holds exactly these instance roles (IAM_OWNER only)", body = DetailsResponse), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 403, description = "A role without the needed permission (code 7)", body = crate::openapi::Status), (status = 404, description = "Not found, or not visible to the caller (code 5)", body = crate::openapi::Status), (status = 413, description = "Body over 256 KiB (code 3)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+pub(crate) async fn set_instance_member(
+    req: HttpRequest,
+    payload: Payload,
+    service: Service,
+    admin: Admin,
+) -> Answer {
+    let caller = authenticate(&req, &service).await?;
+    let body = read_body(&req, payload).await?;
+    let (user, roles) = parse_json::<MemberRequest>(&body)?.into_parts()?;
+    let member = admin.set_instance_member(&caller, &user, &roles).await?;
+    Ok(details(StatusCode::OK, &member))
+}
