@@ -61,6 +61,13 @@ else
     cargo test --workspace --no-fail-fast "$@"
 fi
 
+# The property-based API test (schemathesis against /openapi.json).
+if command -v schemathesis >/dev/null 2>&1; then
+    ./scripts/schemathesis.sh
+else
+    banner "The schemathesis API test was NOT run: pip install -r scripts/requirements-api-test.txt"
+fi
+
 if [ "$mode" = skip ]; then
     banner "Reminder: PostgreSQL tests were NOT run."
 fi

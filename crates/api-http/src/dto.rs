@@ -17,7 +17,9 @@ use utoipa::ToSchema;
 #[serde(rename_all = "camelCase")]
 pub(crate) struct CreateUserRequest {
     /// 1 to 200 characters; the server makes a decimal id when absent.
+    #[schema(min_length = 1, max_length = 200)]
     user_id: Option<String>,
+    #[schema(min_length = 1, max_length = 200)]
     schema_id: Option<String>,
     /// Any JSON object, at most 64 KiB.
     #[schema(value_type = Option<Object>)]
@@ -29,6 +31,7 @@ pub(crate) struct CreateUserRequest {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct PatchUserRequest {
+    #[schema(min_length = 1, max_length = 200)]
     schema_id: Option<String>,
     /// Replaces the whole object when present.
     #[schema(value_type = Option<Object>)]
@@ -46,7 +49,7 @@ pub(crate) struct ContactInput {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct EmailInput {
     /// A syntactically valid address, at most 200 characters.
-    #[schema(format = Email)]
+    #[schema(format = Email, max_length = 200)]
     address: Option<String>,
     is_verified: Option<bool>,
 }
@@ -68,6 +71,7 @@ pub(crate) struct AuthenticatorsInput {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct UsernameInput {
+    #[schema(min_length = 1, max_length = 200)]
     username: Option<String>,
     is_organization_specific: Option<bool>,
 }
@@ -313,12 +317,14 @@ pub(crate) struct GetUserResponse {
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub(crate) struct CreateOrganizationRequest {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct MemberRequest {
+    #[schema(min_length = 1, max_length = 200)]
     user_id: Option<String>,
     #[schema(value_type = Option<Vec<crate::openapi::RoleName>>)]
     roles: Option<Vec<String>>,

@@ -138,9 +138,12 @@ pub(crate) struct ErrorReason(pub &'static str);
 
 impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> Self {
+        // HTTP has its own status for a failed If-Match.
+        let status = matches!(error, ServiceError::VersionMismatch { .. })
+            .then_some(StatusCode::PRECONDITION_FAILED);
         ApiError(Box::new(Parts {
             kind: error.kind(),
-            status: None,
+            status,
             reason: error.reason(),
             message: error.public_message(),
             metadata: error.metadata(),

@@ -134,7 +134,9 @@ fn the_document_has_the_error_body_the_security_scheme_and_enums_by_name() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(params, ["id", "organization.orgId"]);
+    assert_eq!(params, ["id", "If-Match", "organization.orgId"]);
+    assert!(unlock["responses"]["412"].is_object());
+    assert!(unlock["responses"]["200"]["headers"]["ETag"].is_object());
     // Every operation but the operational ones needs the bearer token.
     for (path, operations) in document["paths"].as_object().unwrap() {
         for (method, operation) in operations.as_object().unwrap() {

@@ -1064,3 +1064,46 @@ async fn search_results_have_the_get_user_shape_and_refusals_are_code_3() {
         (StatusCode::METHOD_NOT_ALLOWED, "POST")
     );
 }
+
+// --- ETags -------------------------------------------------------------------------
+
+#[actix_web::test]
+async fn if_match_reaches_the_use_case_and_a_mismatch_is_412() {
+    use userd_ports::service::IfMatch;
+    let cases = [
+        (r#""3""#, Some(IfMatch::Versions(vec![3]))),
+        (r#""3", "4""#, Some(IfMatch::Versions(vec![3, 4]))),
+        ("*", Some(IfMatch::Any)),
+        (r#"W/"3""#, Some(IfMatch::Versions(Vec::new()))),
+        ("garbage", Some(IfMatch::Versions(Vec::new()))),
+    ];
+    for (header_value, expected) in cases {
+        let mut mock = service();
+        mock.expect_execute()
+            .withf(move |_, target, _| target.if_match == expected)
+            .times(1)
+            .returning(|_, _, _| Ok(details()));
+        let request = authorized(Method::POST, &format!("{USER}/_lock"))
+            .insert_header((header::IF_MATCH, header_value));
+        let (status, headers, _) = call(mock, request).await;
+        assert_eq!(status, StatusCode::OK, "{header_value}");
+        assert_eq!(
+            headers.get(header::ETAG).unwrap(),
+            "\"3\"",
+            "the new version"
+        );
+    }
+    let mut mock = service();
+    mock.expect_execute()
+        .withf(|_, target, _| target.if_match.is_none())
+        .returning(|_, _, _| {
+            Err(ServiceError::VersionMismatch {
+                user_id: "u".into(),
+                current: 5,
+            })
+        });
+    let (status, _, body) = call(mock, authorized(Method::DELETE, USER)).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    assert_error(&body, 9, "ETAG_MISMATCH");
+    assert_eq!(body["details"][0]["metadata"]["currentEtag"], "\"5\"");
+}

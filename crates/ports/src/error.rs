@@ -59,6 +59,8 @@ pub enum ServiceError {
     UsernameTaken { username: String },
     #[error("a user with the id {user_id:?} already exists")]
     UserAlreadyExists { user_id: String },
+    #[error("the user is no longer at the version given in If-Match")]
+    VersionMismatch { user_id: String, current: u64 },
     #[error("the user was changed concurrently too often; retry the request")]
     Aborted { user_id: String },
     #[error("the database is unavailable")]
@@ -107,6 +109,7 @@ impl ServiceError {
                 ErrorKind::AlreadyExists
             }
             ServiceError::Aborted { .. } => ErrorKind::Aborted,
+            ServiceError::VersionMismatch { .. } => ErrorKind::FailedPrecondition,
             ServiceError::Unavailable(_) => ErrorKind::Unavailable,
             ServiceError::Internal(_) => ErrorKind::Internal,
         }
@@ -127,6 +130,7 @@ impl ServiceError {
             ServiceError::UsernameTaken { .. } => "USERNAME_TAKEN",
             ServiceError::UserAlreadyExists { .. } => "USER_ALREADY_EXISTS",
             ServiceError::Aborted { .. } => "CONCURRENT_MODIFICATION",
+            ServiceError::VersionMismatch { .. } => "ETAG_MISMATCH",
             ServiceError::Unavailable(_) => "DATABASE_UNAVAILABLE",
             ServiceError::Internal(_) => "INTERNAL",
         }
@@ -163,6 +167,10 @@ impl ServiceError {
                 vec![("permission", permission.as_str().to_owned())]
             }
             ServiceError::UsernameTaken { username } => vec![("username", username.clone())],
+            ServiceError::VersionMismatch { user_id, current } => vec![
+                ("userId", user_id.clone()),
+                ("currentEtag", format!("\"{current}\"")),
+            ],
             ServiceError::MemberNotFound { org_id, user_id } => vec![
                 ("organizationId", org_id.clone()),
                 ("userId", user_id.clone()),

@@ -39,6 +39,37 @@ pub enum Credentials {
 pub struct UserRef {
     pub id: UserId,
     pub expected_org: Option<OrgId>,
+    /// `If-Match`: write only if the user is at one of these versions.
+    pub if_match: Option<IfMatch>,
+}
+
+impl UserRef {
+    pub fn new(id: UserId) -> UserRef {
+        UserRef {
+            id,
+            expected_org: None,
+            if_match: None,
+        }
+    }
+}
+
+/// A client's precondition on the version (the event sequence) of a user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `*`: any version of an existing user.
+    Any,
+    /// Any of these versions. Empty when the header named none userd could have made,
+    /// which then matches nothing.
+    Versions(Vec<u64>),
+}
+
+impl IfMatch {
+    pub fn matches(&self, version: u64) -> bool {
+        match self {
+            IfMatch::Any => true,
+            IfMatch::Versions(versions) => versions.contains(&version),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -431,6 +462,16 @@ impl UserService for UseCases {
         let permission = permission_for(&command);
         for attempt in 1..=self.write_attempts {
             let user = self.load_authorized(caller, target, permission).await?;
+            // The client's precondition comes after authorization (a stranger learns
+            // nothing) and before the state machine.
+            if let Some(condition) = &target.if_match {
+                if !condition.matches(user.sequence) {
+                    return Err(ServiceError::VersionMismatch {
+                        user_id: target.id.to_string(),
+                        current: user.sequence,
+                    });
+                }
+            }
             let outcome = user
                 .execute(
                     &command,

@@ -352,6 +352,7 @@ async fn thirty_two_concurrent_locks_append_exactly_one_event(db: TestDatabase) 
     let target = UserRef {
         id: user.id.clone(),
         expected_org: None,
+        if_match: None,
     };
     let attempts = (0..32).map(|_| {
         let service = Arc::clone(&service);
@@ -415,6 +416,7 @@ async fn the_live_table_is_the_fold_of_the_event_log(db: TestDatabase) {
         let target = UserRef {
             id: users[i % users.len()].id.clone(),
             expected_org: None,
+            if_match: None,
         };
         let command = if i == 77 {
             Command::Delete

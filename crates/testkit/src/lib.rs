@@ -83,6 +83,16 @@ impl TestDatabase {
         })
     }
 
+    /// A database this value does not own (a [`ThrowawayCluster`]'s): nothing is dropped.
+    pub fn external(url: String) -> TestDatabase {
+        TestDatabase {
+            url,
+            backend: Backend::Postgres,
+            dir: tempfile::tempdir().expect("temporary directory"),
+            postgres: None,
+        }
+    }
+
     /// A directory that lives as long as the database, for files a test needs.
     pub fn dir(&self) -> PathBuf {
         self.dir.path().to_path_buf()
@@ -184,6 +194,129 @@ macro_rules! on_both_backends_blocking {
             )*
         }
     };
+}
+
+/// A PostgreSQL server of a test's own: `initdb` into a temporary directory, on its own
+/// port, so the test can stop and start it without touching the shared server.
+#[derive(Debug)]
+pub struct ThrowawayCluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub port: u16,
+}
+
+impl ThrowawayCluster {
+    /// `None` when PostgreSQL tests are switched off; fails the test when the server
+    /// programs are missing.
+    pub fn start() -> Option<ThrowawayCluster> {
+        if std::env::var(POSTGRES_SWITCH_VAR).is_ok_and(|v| v == "skip") {
+            eprintln!("!!! PostgreSQL outage test was NOT run ({POSTGRES_SWITCH_VAR}=skip) !!!");
+            return None;
+        }
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|versions| {
+                let mut dirs: Vec<PathBuf> = versions.filter_map(|v| v.ok().map(|v| v.path().join("bin"))).collect();
+                dirs.sort();
+                dirs.pop()
+            })
+            .filter(|bin| bin.join("initdb").exists())
+            .unwrap_or_else(|| panic!("no PostgreSQL server programs under /usr/lib/postgresql (apt-get install postgresql)"));
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        // initdb refuses to run as root: the cluster belongs to the postgres user.
+        let path = dir.path().to_string_lossy().into_owned();
+        run("chown", &["postgres:postgres", &path]);
+        as_postgres(
+            &bin.join("initdb"),
+            &[
+                "-D",
+                &format!("{path}/data"),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ],
+        );
+        let cluster = ThrowawayCluster { dir, bin, port };
+        cluster.resume();
+        Some(cluster)
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn data(&self) -> String {
+        format!("{}/data", self.dir.path().display())
+    }
+
+    /// Stops the server at once (fast shutdown: connections are cut).
+    pub fn halt(&self) {
+        as_postgres(
+            &self.bin.join("pg_ctl"),
+            &["-D", &self.data(), "-m", "fast", "-w", "stop"],
+        );
+    }
+
+    pub fn resume(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = format!("{}/server.log", self.dir.path().display());
+        as_postgres(
+            &self.bin.join("pg_ctl"),
+            &[
+                "-D",
+                &self.data(),
+                "-o",
+                &options,
+                "-l",
+                &log,
+                "-w",
+                "start",
+            ],
+        );
+    }
+}
+
+impl Drop for ThrowawayCluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .args(["-D", &self.data(), "-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
+
+fn run(program: &str, args: &[&str]) {
+    let status = std::process::Command::new(program)
+        .args(args)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(status.success(), "{program} {args:?} failed");
+}
+
+fn as_postgres(program: &std::path::Path, args: &[&str]) {
+    let output = std::process::Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    assert!(
+        output.status.success(),
+        "{} {args:?} failed: {}",
+        program.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[cfg(test)]

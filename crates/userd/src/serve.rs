@@ -216,7 +216,10 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
 
     let server = &settings.server;
     let mut http = HttpServer::new(move || userd_api_http::app(services.clone()))
-        .shutdown_timeout(server.shutdown_grace_secs);
+        .shutdown_timeout(server.shutdown_grace_secs)
+        .client_request_timeout(Duration::from_millis(server.client_request_timeout_ms))
+        .keep_alive(Duration::from_secs(server.keep_alive_secs))
+        .max_connections(server.max_connections);
     if server.workers > 0 {
         http = http.workers(server.workers);
     }

@@ -36,6 +36,13 @@ pub struct ServerSettings {
     pub token_cache_ms: u64,
     /// A request still running after this many milliseconds is answered 504 (code 4).
     pub request_timeout_ms: u64,
+    /// A client must send a request's head within this many milliseconds of connecting
+    /// or of its previous request, or the connection is closed (slow clients).
+    pub client_request_timeout_ms: u64,
+    /// An idle keep-alive connection is closed after this many seconds.
+    pub keep_alive_secs: u64,
+    /// Open connections per worker thread; more wait in the listen queue.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -100,6 +107,21 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "server.request_timeout_ms",
         "15000",
         "a request running longer is answered 504 (code 4)",
+    ),
+    (
+        "server.client_request_timeout_ms",
+        "5000",
+        "a client must send a request head within this time, or is cut off",
+    ),
+    (
+        "server.keep_alive_secs",
+        "5",
+        "idle keep-alive connections are closed after this",
+    ),
+    (
+        "server.max_connections",
+        "25000",
+        "open connections per worker thread",
     ),
     (
         "server.token_cache_ms",

@@ -136,6 +136,7 @@ pub(crate) fn target(id: &str) -> UserRef {
     UserRef {
         id: user_id(id),
         expected_org: None,
+        if_match: None,
     }
 }
 
@@ -426,8 +427,8 @@ async fn a_user_in_another_organization_than_expected_is_not_found() {
         .get_user(
             &admin(),
             &UserRef {
-                id: user_id("u1"),
                 expected_org: Some(org("globex")),
+                ..target("u1")
             },
         )
         .await
@@ -883,5 +884,116 @@ mod search {
             (SortColumn::Email, true, 5)
         );
         assert_eq!(result.unwrap().sort, Some(SortColumn::Email));
+    }
+}
+
+// --- If-Match ----------------------------------------------------------------------
+
+mod preconditions {
+    use super::*;
+    use crate::service::IfMatch;
+
+    fn at_version(condition: IfMatch) -> UserRef {
+        UserRef {
+            if_match: Some(condition),
+            ..target("u1")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stale_version_writes_nothing() {
+        let user = locked(stored_user("u1", "acme")); // version 2
+        let error = Mocks::new()
+            .finding(Some(user))
+            .never_writing()
+            .build()
+            .execute(
+                &admin(),
+                &at_version(IfMatch::Versions(vec![1])),
+                Command::Unlock,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (error.kind(), error.reason()),
+            (ErrorKind::FailedPrecondition, "ETAG_MISMATCH")
+        );
+        assert_eq!(
+            error.metadata(),
+            vec![
+                ("userId", "u1".to_owned()),
+                ("currentEtag", "\"2\"".to_owned())
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_precondition_comes_after_authorization_and_before_the_guard() {
+        let viewer = caller_with(&[], &[("acme", &[Role::OrgUserViewer])]);
+        let error = Mocks::new()
+            .finding(Some(stored_user("u1", "acme")))
+            .never_writing()
+            .build()
+            .execute(
+                &viewer,
+                &at_version(IfMatch::Versions(vec![9])),
+                Command::Lock,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.kind(),
+            ErrorKind::PermissionDenied,
+            "a viewer learns nothing"
+        );
+
+        // Unlocking an unlocked user would be refused by the guard; the stale version
+        // is reported first.
+        let error = Mocks::new()
+            .finding(Some(stored_user("u1", "acme")))
+            .never_writing()
+            .build()
+            .execute(
+                &admin(),
+                &at_version(IfMatch::Versions(vec![9])),
+                Command::Unlock,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(error.reason(), "ETAG_MISMATCH");
+    }
+
+    #[tokio::test]
+    async fn the_current_version_or_a_star_lets_the_write_through() {
+        for condition in [IfMatch::Versions(vec![7, 1]), IfMatch::Any] {
+            let mut mocks = Mocks::new().finding(Some(stored_user("u1", "acme")));
+            mocks
+                .users
+                .expect_append()
+                .times(1)
+                .returning(|_, _| Ok(()));
+            let details = mocks
+                .build()
+                .execute(&admin(), &at_version(condition), Command::Lock)
+                .await
+                .unwrap();
+            assert_eq!(details.sequence, 2);
+        }
+        let error = Mocks::new()
+            .finding(Some(stored_user("u1", "acme")))
+            .never_writing()
+            .build()
+            .execute(
+                &admin(),
+                &at_version(IfMatch::Versions(Vec::new())),
+                Command::Lock,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.reason(),
+            "ETAG_MISMATCH",
+            "a header naming no version matches nothing"
+        );
     }
 }

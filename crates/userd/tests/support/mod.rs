@@ -219,6 +219,18 @@ impl Userd {
         let _ = self.child.wait();
     }
 
+    /// Kills the process outright (SIGKILL), as a crash would, and starts a new one on
+    /// the same database.
+    pub fn crash_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, base, log) = spawn(&self.db, &self.extra_env);
+        self.child = child;
+        self.client = Client::new(base.clone());
+        self.base = base;
+        self.log = log;
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
