@@ -2,6 +2,9 @@
 //! process on it, and latency statistics.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod load;
+pub mod pgbench;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -125,7 +128,7 @@ pub fn default_userd_binary() -> PathBuf {
 }
 
 /// Latency percentiles in milliseconds.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Percentiles {
     pub p50: f64,
     pub p95: f64,

@@ -115,12 +115,20 @@ pub(crate) struct Manager {
     statement_timeout: Duration,
 }
 
+/// A pooled connection, and whether a failure on it suggested it is dead.
+pub(crate) struct Pooled {
+    pub(crate) conn: DbConnection,
+    /// Set when a query failed for want of the database; the pool then drops the
+    /// connection instead of lending it out again.
+    suspect: bool,
+}
+
 impl r2d2::ManageConnection for Manager {
-    type Connection = DbConnection;
+    type Connection = Pooled;
     type Error = diesel::r2d2::Error;
 
-    fn connect(&self) -> Result<DbConnection, Self::Error> {
-        match &self.target {
+    fn connect(&self) -> Result<Pooled, Self::Error> {
+        let conn = match &self.target {
             DatabaseTarget::Postgres(url) => {
                 let mut conn =
                     PgConnection::establish(url).map_err(diesel::r2d2::Error::ConnectionError)?;
@@ -129,7 +137,7 @@ impl r2d2::ManageConnection for Manager {
                     self.statement_timeout.as_millis()
                 ))
                 .map_err(diesel::r2d2::Error::QueryError)?;
-                Ok(DbConnection::Postgres(conn))
+                DbConnection::Postgres(conn)
             }
             DatabaseTarget::Sqlite(path) => {
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())
@@ -144,17 +152,25 @@ impl r2d2::ManageConnection for Manager {
                     self.sqlite_busy_timeout.as_millis()
                 ))
                 .map_err(diesel::r2d2::Error::QueryError)?;
-                Ok(DbConnection::Sqlite(conn))
+                DbConnection::Sqlite(conn)
             }
-        }
+        };
+        Ok(Pooled {
+            conn,
+            suspect: false,
+        })
     }
 
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
-        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    fn is_valid(&self, pooled: &mut Pooled) -> Result<(), Self::Error> {
+        pooled.conn.ping().map_err(diesel::r2d2::Error::QueryError)
     }
 
-    fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        conn.is_broken()
+    /// Checked whenever a connection goes back to the pool. Connections are not pinged
+    /// when lent out (a round trip per request); a connection that failed for want of the
+    /// database is dropped here instead, so after an outage the pool fills with fresh
+    /// ones.
+    fn has_broken(&self, pooled: &mut Pooled) -> bool {
+        pooled.suspect || pooled.conn.is_broken()
     }
 }
 
@@ -192,6 +208,7 @@ impl Database {
         let pool = r2d2::Pool::builder()
             .max_size(settings.max_size.max(1))
             .min_idle(Some(0))
+            .test_on_check_out(false)
             .connection_timeout(settings.checkout_timeout)
             .error_handler(Box::new(LogPoolErrors))
             .build_unchecked(manager);
@@ -231,10 +248,14 @@ impl Database {
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             span.in_scope(|| {
-                let mut conn = pool
+                let mut pooled = pool
                     .get()
                     .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
-                work(&mut conn)
+                let outcome = work(&mut pooled.conn);
+                if matches!(outcome, Err(StoreError::Unavailable(_))) {
+                    pooled.suspect = true;
+                }
+                outcome
             })
         })
         .await

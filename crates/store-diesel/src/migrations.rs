@@ -17,7 +17,7 @@ impl Database {
     pub fn migrate(&self) -> Result<usize, OpenError> {
         let mut conn = self.connection().map_err(OpenError::Unreachable)?;
         let migrate = |message: String| OpenError::Migration(message);
-        match &mut *conn {
+        match &mut conn.conn {
             DbConnection::Postgres(pg) => {
                 diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
                     .execute(pg)

@@ -20,7 +20,9 @@ pub(crate) const USER_AGGREGATE: &str = "user";
 
 /// One row of the `users` table.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = users, treat_none_as_null = true)]
+// None is written as NULL, never as DEFAULT: the statement's text then never varies,
+// so diesel prepares it once per connection.
+#[diesel(table_name = users, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct ProjectionRow {
     pub id: String,
     pub id_key: String,
@@ -154,7 +156,7 @@ pub(crate) fn username_rows(user: &User) -> Vec<UsernameRow> {
 
 /// One row of the `events` table.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = events)]
+#[diesel(table_name = events, treat_none_as_default_value = false)]
 pub(crate) struct EventRow {
     pub aggregate_type: String,
     pub aggregate_id: String,

@@ -3,7 +3,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::{PgConnection, QueryResult};
 use sha2::{Digest, Sha256};
 use userd_domain::user::{User, UserChange, UserEvent};
 use userd_domain::values::UserId;
@@ -129,6 +132,111 @@ impl UserWrite {
     }
 }
 
+/// Writes SQL text with bind parameters in between: `"text", Type => value; ...`.
+macro_rules! sql_with_binds {
+    ($out:ident; $($sql:literal $(, $ty:ty => $value:expr)?);* $(;)?) => {{
+        $(
+            $out.push_sql($sql);
+            $( $out.push_bind_param::<$ty, _>($value)?; )?
+        )*
+    }};
+}
+
+/// PostgreSQL: the row moves on and the event is appended in one statement, so a write
+/// costs one round trip instead of four (BEGIN, INSERT, UPDATE, COMMIT). The event is
+/// inserted only when the row was still at the previous sequence: the same optimistic
+/// check as the transaction, and a single statement is atomic on its own. The text is
+/// fixed for each of the two forms (`DELETE` or not), so diesel prepares each once per
+/// connection: its cache is keyed by the query id type, which therefore differs.
+struct MoveAndAppend<'a, const DELETE: bool> {
+    write: &'a UserWrite,
+    previous: i64,
+}
+
+impl<const DELETE: bool> QueryId for MoveAndAppend<'_, DELETE> {
+    type QueryId = MoveAndAppend<'static, DELETE>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<const DELETE: bool> QueryFragment<Pg> for MoveAndAppend<'_, DELETE> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Bool, Nullable, Text};
+        let (row, event) = (&self.write.row, &self.write.event);
+        if DELETE {
+            // Usernames and memberships go with the row (ON DELETE CASCADE).
+            sql_with_binds!(out;
+                "WITH moved AS (DELETE FROM users WHERE id = ", Text => &row.id;
+                " AND sequence = ", BigInt => &self.previous;
+                " RETURNING id) ";
+            );
+        } else {
+            sql_with_binds!(out;
+                "WITH moved AS (UPDATE users SET id_key = ", Text => &row.id_key;
+                ", org_id = ", Text => &row.org_id;
+                ", schema_id = ", Nullable<Text> => &row.schema_id;
+                ", data = ", Text => &row.data;
+                ", email = ", Nullable<Text> => &row.email;
+                ", email_key = ", Nullable<Text> => &row.email_key;
+                ", email_verified = ", Bool => &row.email_verified;
+                ", phone = ", Nullable<Text> => &row.phone;
+                ", phone_verified = ", Bool => &row.phone_verified;
+                ", usernames = ", Text => &row.usernames;
+                ", lifecycle = ", Text => &row.lifecycle;
+                ", locked = ", Bool => &row.locked;
+                ", state = ", Text => &row.state;
+                ", created_at_us = ", BigInt => &row.created_at_us;
+                ", changed_at_us = ", BigInt => &row.changed_at_us;
+                ", sequence = ", BigInt => &row.sequence;
+                " WHERE id = ", Text => &row.id;
+                " AND sequence = ", BigInt => &self.previous;
+                " RETURNING id) ";
+            );
+        }
+        sql_with_binds!(out;
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, org_id, \
+             actor_id, payload, created_at_us) SELECT ", Text => &event.aggregate_type;
+            ", ", Text => &event.aggregate_id;
+            ", ", BigInt => &event.sequence;
+            ", ", Text => &event.event_type;
+            ", ", Text => &event.org_id;
+            ", ", Nullable<Text> => &event.actor_id;
+            ", ", Text => &event.payload;
+            ", ", BigInt => &event.created_at_us;
+            " FROM moved";
+        );
+        Ok(())
+    }
+}
+
+impl<const DELETE: bool> RunQueryDsl<PgConnection> for MoveAndAppend<'_, DELETE> {}
+
+impl UserWrite {
+    /// Writes a change of an existing user on PostgreSQL in one statement.
+    fn apply_in_one_statement(&self, pg: &mut PgConnection) -> Result<(), StoreError> {
+        let previous = self.event.sequence - 1;
+        let written = if self.deleted {
+            MoveAndAppend::<true> {
+                write: self,
+                previous,
+            }
+            .execute(pg)
+        } else {
+            MoveAndAppend::<false> {
+                write: self,
+                previous,
+            }
+            .execute(pg)
+        };
+        match written {
+            Ok(1) => Ok(()),
+            // The row had moved on: another writer was first.
+            Ok(_) => Err(StoreError::Conflict),
+            Err(error) if violated_key(&error).is_some() => Err(StoreError::Conflict),
+            Err(error) => Err(store_error(error)),
+        }
+    }
+}
+
 /// Refuses usernames that clash with a live user's, per the contract: an
 /// organization-specific username is unique in its organization, any other among all
 /// users. Must run inside the write transaction.
@@ -199,8 +307,13 @@ impl UserRepository for Database {
 
     async fn append(&self, state: &User, event: &UserEvent) -> Result<(), StoreError> {
         let write = UserWrite::new(state, event);
-        self.run(move |conn| write_transaction(conn, |conn| write.apply(conn)))
-            .await?;
+        self.run(move |conn| match conn {
+            DbConnection::Postgres(pg) if write.event.sequence > 1 => {
+                write.apply_in_one_statement(pg)
+            }
+            _ => write_transaction(conn, |conn| write.apply(conn)),
+        })
+        .await?;
         self.appended.count(event.change.event_type());
         Ok(())
     }

@@ -1,0 +1,367 @@
+//! A closed-loop load generator: N clients, each sending its next request as soon as the
+//! previous one is answered, for a fixed time. Latencies are recorded per step.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::{Client, Method};
+use serde_json::{Value, json};
+
+use crate::{Error, Percentiles, percentiles};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// create → get → patch → lock → unlock → delete, one new user per iteration.
+    Flow,
+    /// GET of existing users.
+    Read,
+}
+
+impl Scenario {
+    pub fn parse(name: &str) -> Option<Scenario> {
+        match name {
+            "flow" => Some(Scenario::Flow),
+            "read" => Some(Scenario::Read),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Flow => "flow",
+            Scenario::Read => "read",
+        }
+    }
+
+    pub fn steps(self) -> &'static [&'static str] {
+        match self {
+            Scenario::Flow => &["create", "get", "patch", "lock", "unlock", "delete"],
+            Scenario::Read => &["get"],
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct LoadSettings {
+    pub base: String,
+    pub token: String,
+    pub scenario: Scenario,
+    pub clients: usize,
+    pub duration: Duration,
+    pub warmup: Duration,
+    /// Read: how many users to create first and read at random.
+    pub read_users: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    pub step: &'static str,
+    pub requests: usize,
+    pub latency: Percentiles,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    pub scenario: Scenario,
+    pub clients: usize,
+    pub seconds: f64,
+    pub iterations: u64,
+    pub requests: u64,
+    pub errors: u64,
+    pub first_errors: Vec<String>,
+    pub steps: Vec<StepReport>,
+}
+
+impl LoadReport {
+    pub fn iterations_per_second(&self) -> f64 {
+        self.iterations as f64 / self.seconds
+    }
+
+    pub fn requests_per_second(&self) -> f64 {
+        self.requests as f64 / self.seconds
+    }
+
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "{} with {} clients for {:.0} s: {:.1} iterations/s, {:.1} requests/s, {} errors\n\n\
+             | step | requests | p50 ms | p95 ms | p99 ms | max ms |\n|---|---|---|---|---|---|\n",
+            self.scenario.name(),
+            self.clients,
+            self.seconds,
+            self.iterations_per_second(),
+            self.requests_per_second(),
+            self.errors
+        );
+        for step in &self.steps {
+            let p = step.latency;
+            out.push_str(&format!(
+                "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
+                step.step, step.requests, p.p50, p.p95, p.p99, p.max
+            ));
+        }
+        out
+    }
+
+    pub fn json(&self) -> Value {
+        json!({
+            "scenario": self.scenario.name(),
+            "clients": self.clients,
+            "seconds": self.seconds,
+            "iterations": self.iterations,
+            "iterations_per_second": self.iterations_per_second(),
+            "requests_per_second": self.requests_per_second(),
+            "errors": self.errors,
+            "first_errors": self.first_errors,
+            "steps": self.steps.iter().map(|s| json!({
+                "step": s.step, "requests": s.requests,
+                "p50_ms": s.latency.p50, "p95_ms": s.latency.p95,
+                "p99_ms": s.latency.p99, "max_ms": s.latency.max,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+struct Shared {
+    client: Client,
+    base: String,
+    authorization: String,
+    errors: AtomicU64,
+    first_errors: std::sync::Mutex<Vec<String>>,
+}
+
+impl Shared {
+    /// One request; `Ok(latency)` when answered with the expected status.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+        expect: u16,
+    ) -> Option<(Duration, Value)> {
+        let started = Instant::now();
+        let mut request = self
+            .client
+            .request(method.clone(), format!("{}{}", self.base, path))
+            .header("Authorization", &self.authorization);
+        if let Some(body) = body {
+            request = request
+                .header("Content-Type", "application/json")
+                .body(body);
+        }
+        let outcome = match request.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let bytes = response.bytes().await.unwrap_or_default();
+                let elapsed = started.elapsed();
+                if status == expect {
+                    return Some((
+                        elapsed,
+                        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                    ));
+                }
+                format!(
+                    "{method} {path}: {status} {}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            }
+            Err(error) => format!("{method} {path}: {error}"),
+        };
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let mut first = self.first_errors.lock().unwrap_or_else(|p| p.into_inner());
+        if first.len() < 5 {
+            first.push(outcome);
+        }
+        None
+    }
+}
+
+type Samples = Vec<Vec<Duration>>;
+
+async fn flow_iteration(shared: &Shared, client: usize, n: u64, samples: &mut Samples) -> bool {
+    const USERS: &str = "/resources/v3alpha/users";
+    let name = format!("load-{client}-{n}-{}", std::process::id());
+    let create = json!({
+        "data": {"givenName": "Ada", "familyName": "Lovelace", "n": n},
+        "contact": {"email": {"address": format!("{name}@example.com"), "isVerified": true}},
+        "authenticators": {"usernames": [{"username": name, "isOrganizationSpecific": true}]},
+    });
+    let Some((latency, created)) = shared
+        .send(Method::POST, USERS, Some(create.to_string()), 201)
+        .await
+    else {
+        return false;
+    };
+    samples[0].push(latency);
+    let Some(id) = created["details"]["id"].as_str().map(str::to_owned) else {
+        return false;
+    };
+    let user = format!("{USERS}/{id}");
+    let steps: [(Method, String, Option<String>); 5] = [
+        (Method::GET, user.clone(), None),
+        (
+            Method::PATCH,
+            user.clone(),
+            Some(json!({"data": {"givenName": "Augusta", "n": n}}).to_string()),
+        ),
+        (Method::POST, format!("{user}/_lock"), None),
+        (Method::POST, format!("{user}/_unlock"), None),
+        (Method::DELETE, user, None),
+    ];
+    for (i, (method, path, body)) in steps.into_iter().enumerate() {
+        match shared.send(method, &path, body, 200).await {
+            Some((latency, _)) => samples[i + 1].push(latency),
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Creates the users the read scenario reads; returns their ids.
+async fn prepare_reads(shared: &Shared, count: usize) -> Result<Vec<String>, Error> {
+    let mut ids = Vec::with_capacity(count);
+    for n in 0..count {
+        let body = json!({"data": {"n": n}, "contact": {"email": {"address": format!("read{n}@example.com")}}});
+        let (_, created) = shared
+            .send(
+                Method::POST,
+                "/resources/v3alpha/users",
+                Some(body.to_string()),
+                201,
+            )
+            .await
+            .ok_or("could not create the users to read")?;
+        ids.push(created["details"]["id"].as_str().ok_or("no id")?.to_owned());
+    }
+    Ok(ids)
+}
+
+pub async fn run(settings: &LoadSettings) -> Result<LoadReport, Error> {
+    let client = Client::builder()
+        .pool_max_idle_per_host(settings.clients)
+        .tcp_nodelay(true)
+        .build()?;
+    let shared = Arc::new(Shared {
+        client,
+        base: settings.base.clone(),
+        authorization: format!("Bearer {}", settings.token),
+        errors: AtomicU64::new(0),
+        first_errors: std::sync::Mutex::new(Vec::new()),
+    });
+    let readable = match settings.scenario {
+        Scenario::Read => Arc::new(prepare_reads(&shared, settings.read_users).await?),
+        Scenario::Flow => Arc::new(Vec::new()),
+    };
+    let started = Instant::now();
+    let measure_from = started + settings.warmup;
+    let stop_at = measure_from + settings.duration;
+    let iterations = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for client in 0..settings.clients {
+        let (shared, readable, iterations) = (
+            Arc::clone(&shared),
+            Arc::clone(&readable),
+            Arc::clone(&iterations),
+        );
+        let scenario = settings.scenario;
+        tasks.push(tokio::spawn(async move {
+            let mut samples: Samples = vec![Vec::new(); scenario.steps().len()];
+            let mut scratch: Samples = vec![Vec::new(); scenario.steps().len()];
+            let mut n: u64 = 0;
+            let mut next = client.wrapping_mul(7919);
+            loop {
+                let now = Instant::now();
+                if now >= stop_at {
+                    break;
+                }
+                let measuring = now >= measure_from;
+                let target = if measuring {
+                    &mut samples
+                } else {
+                    &mut scratch
+                };
+                let ok = match scenario {
+                    Scenario::Flow => flow_iteration(&shared, client, n, target).await,
+                    Scenario::Read => {
+                        next = next.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                        let id = &readable[next % readable.len().max(1)];
+                        match shared
+                            .send(
+                                Method::GET,
+                                &format!("/resources/v3alpha/users/{id}"),
+                                None,
+                                200,
+                            )
+                            .await
+                        {
+                            Some((latency, _)) => {
+                                target[0].push(latency);
+                                true
+                            }
+                            None => false,
+                        }
+                    }
+                };
+                n += 1;
+                if ok && measuring && Instant::now() <= stop_at {
+                    iterations.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            samples
+        }));
+    }
+    let mut merged: Samples = vec![Vec::new(); settings.scenario.steps().len()];
+    for task in tasks {
+        for (all, mine) in merged.iter_mut().zip(task.await?) {
+            all.extend(mine);
+        }
+    }
+    let seconds = settings.duration.as_secs_f64();
+    let requests = merged.iter().map(Vec::len).sum::<usize>() as u64;
+    let steps = settings
+        .scenario
+        .steps()
+        .iter()
+        .zip(merged.iter_mut())
+        .map(|(step, samples)| StepReport {
+            step,
+            requests: samples.len(),
+            latency: percentiles(samples),
+        })
+        .collect();
+    let errors = shared.errors.load(Ordering::Relaxed);
+    let first_errors = shared
+        .first_errors
+        .lock()
+        .map(|e| e.clone())
+        .unwrap_or_default();
+    Ok(LoadReport {
+        scenario: settings.scenario,
+        clients: settings.clients,
+        seconds,
+        iterations: iterations.load(Ordering::Relaxed),
+        requests,
+        errors,
+        first_errors,
+        steps,
+    })
+}
+
+/// Resident memory of a process, in MiB, from /proc.
+pub fn resident_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Sorted step names to reports, for lookups.
+pub fn by_step(report: &LoadReport) -> BTreeMap<&'static str, &StepReport> {
+    report.steps.iter().map(|s| (s.step, s)).collect()
+}
