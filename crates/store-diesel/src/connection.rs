@@ -298,6 +298,20 @@ where
     transaction(conn, "BEGIN IMMEDIATE", "BEGIN", work)
 }
 
+/// A PostgreSQL write transaction whose opening statements travel with its BEGIN, in one
+/// round trip. `opening` goes as plain SQL text, so it must be text userd made from
+/// numbers, never from input.
+pub(crate) fn postgres_write_transaction<T, F>(
+    conn: &mut DbConnection,
+    opening: &str,
+    work: F,
+) -> Result<T, StoreError>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, StoreError>,
+{
+    transaction(conn, "BEGIN IMMEDIATE", &format!("BEGIN; {opening}"), work)
+}
+
 /// Runs `work` in a read-only transaction that sees one snapshot for all its statements.
 pub(crate) fn snapshot_transaction<T, F>(conn: &mut DbConnection, work: F) -> Result<T, StoreError>
 where
@@ -320,15 +334,22 @@ fn transaction<T, F>(
 where
     F: FnOnce(&mut DbConnection) -> Result<T, StoreError>,
 {
-    match conn {
+    let begun = match conn {
         DbConnection::Sqlite(sqlite) => {
             AnsiTransactionManager::begin_transaction_sql(sqlite, sqlite_begin)
         }
         DbConnection::Postgres(pg) => {
-            AnsiTransactionManager::begin_transaction_sql(pg, postgres_begin)
+            let begun = AnsiTransactionManager::begin_transaction_sql(pg, postgres_begin);
+            if begun.is_err() && postgres_begin.contains(';') {
+                // BEGIN may have run before a later statement of the batch failed, which
+                // diesel does not know: end that transaction, or the connection would go
+                // back to the pool inside it.
+                pg.batch_execute("ROLLBACK").map_err(store_error)?;
+            }
+            begun
         }
-    }
-    .map_err(store_error)?;
+    };
+    begun.map_err(store_error)?;
     match work(conn) {
         Ok(value) => {
             <DbConnection as Connection>::TransactionManager::commit_transaction(conn)

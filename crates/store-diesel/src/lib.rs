@@ -19,3 +19,4 @@ mod users;
 pub use connection::{Backend, Database, DatabaseTarget, DbConnection, PoolSettings};
 pub use errors::OpenError;
 pub use projection::{ProjectionDrift, ProjectionRow};
+pub use users::BlockingSession;

@@ -14,7 +14,7 @@ use userd_ports::error::StoreError;
 use userd_ports::repository::UserRepository;
 use userd_ports::search::{UserPage, UserQuery};
 
-use crate::connection::{Database, DbConnection, write_transaction};
+use crate::connection::{Database, DbConnection, postgres_write_transaction, write_transaction};
 use crate::errors::{is_foreign_key_violation, store_error, violated_key};
 use crate::projection::{EventRow, ProjectionRow, UsernameRow, username_rows};
 use crate::schema::{events, usernames, users};
@@ -82,7 +82,10 @@ impl UserWrite {
         }
 
         if sequence == 1 {
-            claim_usernames(conn, &self.usernames)?;
+            // SQLite runs one write transaction at a time: checking then inserting is safe.
+            if let Some(taken) = first_taken_username(conn, &self.usernames)? {
+                return Err(StoreError::UsernameTaken(taken));
+            }
             diesel::insert_into(users::table)
                 .values(&self.row)
                 .execute(conn)
@@ -210,7 +213,157 @@ impl<const DELETE: bool> QueryFragment<Pg> for MoveAndAppend<'_, DELETE> {
 
 impl<const DELETE: bool> RunQueryDsl<PgConnection> for MoveAndAppend<'_, DELETE> {}
 
+/// PostgreSQL: a new user's row, usernames and first event in one statement, written only
+/// when none of the usernames is taken (see [`first_taken_username`] for the rule). The
+/// usernames travel as arrays, so the text is the same however many there are.
+struct CreateAndAppend<'a> {
+    write: &'a UserWrite,
+    name_ids: Vec<&'a str>,
+    names: Vec<&'a str>,
+    name_keys: Vec<&'a str>,
+    name_specific: Vec<bool>,
+}
+
+impl QueryId for CreateAndAppend<'_> {
+    type QueryId = CreateAndAppend<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl QueryFragment<Pg> for CreateAndAppend<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
+        let (row, event) = (&self.write.row, &self.write.event);
+        sql_with_binds!(out;
+            "WITH taken AS (SELECT 1 FROM usernames u JOIN unnest(", Array<Text> => &self.name_keys;
+            ", ", Array<Bool> => &self.name_specific;
+            ") AS c(username_key, specific) ON u.username_key = c.username_key \
+             WHERE NOT c.specific OR NOT u.organization_specific OR u.org_id = ", Text => &row.org_id;
+            " LIMIT 1), created AS (INSERT INTO users (id, id_key, org_id, schema_id, data, \
+             email, email_key, email_verified, phone, phone_verified, usernames, lifecycle, \
+             locked, state, created_at_us, changed_at_us, sequence) SELECT ", Text => &row.id;
+            ", ", Text => &row.id_key;
+            ", ", Text => &row.org_id;
+            ", ", Nullable<Text> => &row.schema_id;
+            ", ", Text => &row.data;
+            ", ", Nullable<Text> => &row.email;
+            ", ", Nullable<Text> => &row.email_key;
+            ", ", Bool => &row.email_verified;
+            ", ", Nullable<Text> => &row.phone;
+            ", ", Bool => &row.phone_verified;
+            ", ", Text => &row.usernames;
+            ", ", Text => &row.lifecycle;
+            ", ", Bool => &row.locked;
+            ", ", Text => &row.state;
+            ", ", BigInt => &row.created_at_us;
+            ", ", BigInt => &row.changed_at_us;
+            ", ", BigInt => &row.sequence;
+            " WHERE NOT EXISTS (SELECT 1 FROM taken) RETURNING id, org_id), names AS (INSERT INTO usernames (id, user_id, org_id, \
+             username, username_key, organization_specific) SELECT n.id, created.id, \
+             created.org_id, n.username, n.username_key, n.specific FROM created, unnest(",
+                Array<Text> => &self.name_ids;
+            ", ", Array<Text> => &self.names;
+            ", ", Array<Text> => &self.name_keys;
+            ", ", Array<Bool> => &self.name_specific;
+            ") AS n(id, username, username_key, specific)) \
+             INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, org_id, \
+             actor_id, payload, created_at_us) SELECT ", Text => &event.aggregate_type;
+            ", ", Text => &event.aggregate_id;
+            ", ", BigInt => &event.sequence;
+            ", ", Text => &event.event_type;
+            ", ", Text => &event.org_id;
+            ", ", Nullable<Text> => &event.actor_id;
+            ", ", Text => &event.payload;
+            ", ", BigInt => &event.created_at_us;
+            " FROM created";
+        );
+        Ok(())
+    }
+}
+
+impl RunQueryDsl<PgConnection> for CreateAndAppend<'_> {}
+
 impl UserWrite {
+    /// Writes on its own. On PostgreSQL a change is one statement, and so is a creation
+    /// without usernames; a creation with usernames is a transaction of three round trips
+    /// (BEGIN with the username locks, the statement, COMMIT). On SQLite every write is a
+    /// transaction.
+    fn commit(self, conn: &mut DbConnection) -> Result<(), StoreError> {
+        match conn {
+            DbConnection::Postgres(pg) if self.event.sequence > 1 => {
+                self.apply_in_one_statement(pg)
+            }
+            DbConnection::Postgres(pg) if self.usernames.is_empty() => {
+                match self.create_in_one_statement(pg)? {
+                    true => Ok(()),
+                    // Without usernames nothing can be taken; say it was a race.
+                    false => Err(StoreError::Conflict),
+                }
+            }
+            DbConnection::Postgres(_) => {
+                // PostgreSQL runs writers concurrently and no unique index expresses the
+                // username rule across organizations, so creators of the same username
+                // take turns; the statement after the locks sees every earlier creator.
+                let locks = username_locks(&self.usernames);
+                postgres_write_transaction(conn, &locks, |conn| {
+                    let created = match conn {
+                        DbConnection::Postgres(pg) => self.create_in_one_statement(pg)?,
+                        DbConnection::Sqlite(_) => return self.apply(conn),
+                    };
+                    if created {
+                        return Ok(());
+                    }
+                    // Name the username that was taken.
+                    Err(match first_taken_username(conn, &self.usernames)? {
+                        Some(taken) => StoreError::UsernameTaken(taken),
+                        None => StoreError::Conflict,
+                    })
+                })
+            }
+            DbConnection::Sqlite(_) => write_transaction(conn, |conn| self.apply(conn)),
+        }
+    }
+
+    /// Creates a user on PostgreSQL in one statement; false when a username was taken and
+    /// nothing was written.
+    fn create_in_one_statement(&self, pg: &mut PgConnection) -> Result<bool, StoreError> {
+        let statement = CreateAndAppend {
+            write: self,
+            name_ids: self.usernames.iter().map(|n| n.id.as_str()).collect(),
+            names: self.usernames.iter().map(|n| n.username.as_str()).collect(),
+            name_keys: self
+                .usernames
+                .iter()
+                .map(|n| n.username_key.as_str())
+                .collect(),
+            name_specific: self
+                .usernames
+                .iter()
+                .map(|n| n.organization_specific)
+                .collect(),
+        };
+        let created = statement.execute(pg).map_err(|error| {
+            if is_foreign_key_violation(&error) {
+                return StoreError::OrganizationNotFound;
+            }
+            match violated_key(&error) {
+                // The id has events, or a live row: it was used before.
+                Some(key) if key.starts_with("events") || key.starts_with("users") => {
+                    StoreError::UserIdTaken
+                }
+                Some(key) if key.contains("unique_in_org") => StoreError::UsernameTaken(
+                    self.usernames
+                        .first()
+                        .map(|n| n.username.clone())
+                        .unwrap_or_default(),
+                ),
+                // A server-made username id clashed: the use case retries.
+                Some(_) => StoreError::Conflict,
+                None => store_error(error),
+            }
+        })?;
+        Ok(created == 1)
+    }
+
     /// Writes a change of an existing user on PostgreSQL in one statement.
     fn apply_in_one_statement(&self, pg: &mut PgConnection) -> Result<(), StoreError> {
         let previous = self.event.sequence - 1;
@@ -237,27 +390,25 @@ impl UserWrite {
     }
 }
 
-/// Refuses usernames that clash with a live user's, per the contract: an
+/// The statements that make creators of the same usernames take turns on PostgreSQL:
+/// transaction-scoped advisory locks, taken in one order so two creators cannot deadlock.
+fn username_locks(claims: &[UsernameRow]) -> String {
+    let mut keys: Vec<i64> = claims.iter().map(|c| lock_key(&c.username_key)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys.iter()
+        .map(|key| format!("SELECT pg_advisory_xact_lock({key});"))
+        .collect()
+}
+
+/// The first of `claims` a live user already holds, per the contract: an
 /// organization-specific username is unique in its organization, any other among all
-/// users. Must run inside the write transaction.
-fn claim_usernames(conn: &mut DbConnection, claims: &[UsernameRow]) -> Result<(), StoreError> {
-    if claims.is_empty() {
-        return Ok(());
-    }
-    if let DbConnection::Postgres(pg) = conn {
-        // PostgreSQL runs writers concurrently and no single unique index expresses the
-        // rule across organizations, so creators of the same username key take turns.
-        // (SQLite's write transactions are already serialized.)
-        let mut locks: Vec<i64> = claims.iter().map(|c| lock_key(&c.username_key)).collect();
-        locks.sort_unstable();
-        locks.dedup();
-        for key in locks {
-            diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-                .bind::<diesel::sql_types::BigInt, _>(key)
-                .execute(pg)
-                .map_err(store_error)?;
-        }
-    }
+/// users. Only sound where no concurrent creator can slip in between (SQLite's single
+/// writer, or PostgreSQL holding the username locks).
+fn first_taken_username(
+    conn: &mut DbConnection,
+    claims: &[UsernameRow],
+) -> Result<Option<String>, StoreError> {
     for claim in claims {
         let mut clashes = usernames::table
             .filter(usernames::username_key.eq(&claim.username_key))
@@ -275,10 +426,10 @@ fn claim_usernames(conn: &mut DbConnection, claims: &[UsernameRow]) -> Result<()
             .optional()
             .map_err(store_error)?;
         if clash.is_some() {
-            return Err(StoreError::UsernameTaken(claim.username.clone()));
+            return Ok(Some(claim.username.clone()));
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 fn lock_key(username_key: &str) -> i64 {
@@ -288,37 +439,74 @@ fn lock_key(username_key: &str) -> i64 {
     i64::from_be_bytes(bytes)
 }
 
+/// The current row of a user. Run on the backend's own connection, not through the
+/// multi-backend wrapper: that way diesel caches the prepared statement by the query's
+/// type instead of building its SQL text again on every call (the hottest read).
+fn find_row(conn: &mut DbConnection, id: &str) -> Result<Option<ProjectionRow>, StoreError> {
+    // A macro, not a value: the selection's type depends on the backend.
+    macro_rules! query {
+        () => {
+            users::table.find(id).select(ProjectionRow::as_select())
+        };
+    }
+    match conn {
+        DbConnection::Postgres(pg) => query!().first(pg),
+        DbConnection::Sqlite(sqlite) => query!().first(sqlite),
+    }
+    .optional()
+    .map_err(store_error)
+}
+
 #[async_trait]
 impl UserRepository for Database {
     async fn find(&self, id: &UserId) -> Result<Option<User>, StoreError> {
         let id = id.to_string();
-        let row = self
-            .run(move |conn| {
-                users::table
-                    .find(id)
-                    .select(ProjectionRow::as_select())
-                    .first(conn)
-                    .optional()
-                    .map_err(store_error)
-            })
-            .await?;
+        let row = self.run(move |conn| find_row(conn, &id)).await?;
         row.map(ProjectionRow::into_user).transpose()
     }
 
     async fn append(&self, state: &User, event: &UserEvent) -> Result<(), StoreError> {
         let write = UserWrite::new(state, event);
-        self.run(move |conn| match conn {
-            DbConnection::Postgres(pg) if write.event.sequence > 1 => {
-                write.apply_in_one_statement(pg)
-            }
-            _ => write_transaction(conn, |conn| write.apply(conn)),
-        })
-        .await?;
+        self.run(move |conn| write.commit(conn)).await?;
         self.appended.count(event.change.event_type());
         Ok(())
     }
 
     async fn search(&self, query: &UserQuery) -> Result<UserPage, StoreError> {
         self.search_users(query).await
+    }
+}
+
+/// One connection held by the calling thread, running the repository's statements
+/// without the async bridge: for benchmarks measuring the storage limit in-process.
+#[doc(hidden)]
+pub struct BlockingSession {
+    pooled: r2d2::PooledConnection<crate::connection::Manager>,
+}
+
+impl std::fmt::Debug for BlockingSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BlockingSession")
+    }
+}
+
+impl BlockingSession {
+    pub fn find(&mut self, id: &UserId) -> Result<Option<User>, StoreError> {
+        find_row(&mut self.pooled.conn, id.as_str())?
+            .map(ProjectionRow::into_user)
+            .transpose()
+    }
+
+    pub fn append(&mut self, state: &User, event: &UserEvent) -> Result<(), StoreError> {
+        UserWrite::new(state, event).commit(&mut self.pooled.conn)
+    }
+}
+
+impl Database {
+    #[doc(hidden)]
+    pub fn blocking_session(&self) -> Result<BlockingSession, StoreError> {
+        Ok(BlockingSession {
+            pooled: self.connection()?,
+        })
     }
 }

@@ -35,6 +35,8 @@ on_both_backends!(
     an_id_is_never_created_twice,
     a_user_needs_an_existing_organization,
     usernames_are_unique_per_the_contract,
+    the_refusal_names_the_username_that_is_taken,
+    concurrent_creators_of_one_username_leave_one_holder,
     deletion_removes_the_row_frees_usernames_and_keeps_the_events,
     the_event_log_refuses_updates_and_deletes,
     thirty_two_concurrent_locks_append_exactly_one_event,
@@ -181,6 +183,37 @@ impl Fixture {
                 .map_err(|e| e.to_string()),
         }
     }
+
+    /// (organization, organization-specific) of every holder of a username key, read
+    /// straight from the table.
+    fn username_holders(&self, username_key: &str) -> Vec<(String, bool)> {
+        use diesel::RunQueryDsl;
+        use diesel::sql_types::{Bool, Text};
+        #[derive(diesel::QueryableByName)]
+        struct Holder {
+            #[diesel(sql_type = Text)]
+            org_id: String,
+            #[diesel(sql_type = Bool)]
+            organization_specific: bool,
+        }
+        let query = diesel::sql_query(
+            "SELECT org_id, organization_specific FROM usernames WHERE username_key = ",
+        );
+        let rows: Vec<Holder> = match self.raw_url.strip_prefix("sqlite://") {
+            Some(path) => query
+                .sql("?")
+                .bind::<Text, _>(username_key)
+                .load(&mut SqliteConnection::establish(path).unwrap()),
+            None => query
+                .sql("$1")
+                .bind::<Text, _>(username_key)
+                .load(&mut PgConnection::establish(&self.raw_url).unwrap()),
+        }
+        .unwrap();
+        rows.into_iter()
+            .map(|h| (h.org_id, h.organization_specific))
+            .collect()
+    }
 }
 
 async fn migrations_are_idempotent_and_the_database_answers(db: TestDatabase) {
@@ -315,6 +348,78 @@ async fn usernames_are_unique_per_the_contract(db: TestDatabase) {
             .unwrap()
             .is_empty()
     );
+}
+
+async fn the_refusal_names_the_username_that_is_taken(db: TestDatabase) {
+    let f = Fixture::new(db).await;
+    f.create("a1", &f.org, &[("grace", false)]).await.unwrap();
+    let refused = f
+        .create(
+            "a2",
+            &f.org,
+            &[("ada", true), ("Grace", true), ("hopper", false)],
+        )
+        .await;
+    assert!(
+        matches!(&refused, Err(StoreError::UsernameTaken(name)) if name == "Grace"),
+        "{refused:?}"
+    );
+    assert!(
+        f.db.find(&UserId::new("a2").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    f.create("a3", &f.org, &[("ada", true), ("hopper", false)])
+        .await
+        .expect("the other names were not kept by the refused creation");
+}
+
+/// Creators in different organizations race for one global username; the check and the
+/// insert must not interleave, or two users would hold it.
+async fn concurrent_creators_of_one_username_leave_one_holder(db: TestDatabase) {
+    let f = Arc::new(Fixture::new(db).await);
+    let mut orgs = Vec::new();
+    for _ in 0..4 {
+        orgs.push(f.other_org().await);
+    }
+    for round in 0..10 {
+        let name = format!("Lovelace{round}");
+        let start = Arc::new(tokio::sync::Barrier::new(16));
+        let racers: Vec<_> = (0..16)
+            .map(|i| {
+                let (f, org, name) = (Arc::clone(&f), orgs[i % orgs.len()].clone(), name.clone());
+                let start = Arc::clone(&start);
+                tokio::spawn(async move {
+                    // Mostly global claims, which no unique index can catch across
+                    // organizations; some org-specific ones beside them.
+                    let specific = i % 4 == 0;
+                    start.wait().await;
+                    f.create(&format!("racer{round}x{i}"), &org, &[(&name, specific)])
+                        .await
+                })
+            })
+            .collect();
+        let mut created = 0;
+        for racer in racers {
+            match racer.await.unwrap() {
+                Ok(_) => created += 1,
+                Err(StoreError::UsernameTaken(taken)) => assert_eq!(taken, name),
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+        // Org-specific holders may repeat across organizations, but never beside a
+        // global holder, and never twice in one organization.
+        let holders = f.username_holders(&name.to_lowercase());
+        assert_eq!(holders.len(), created);
+        let globals = holders.iter().filter(|(_, specific)| !specific).count();
+        let mut holder_orgs: Vec<_> = holders.iter().map(|(org, _)| org.clone()).collect();
+        holder_orgs.sort();
+        holder_orgs.dedup();
+        assert!(created >= 1);
+        assert!(globals == 0 || created == 1, "round {round}: {holders:?}");
+        assert_eq!(holder_orgs.len(), created, "round {round}: {holders:?}");
+    }
 }
 
 async fn deletion_removes_the_row_frees_usernames_and_keeps_the_events(db: TestDatabase) {
