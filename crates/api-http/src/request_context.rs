@@ -28,17 +28,32 @@ fn acceptable(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
+/// A fresh request id: 24 hex digits, unique in this process and, by a random start,
+/// across processes. Made without a system call: it runs for every request.
 fn generate() -> String {
-    let mut bytes = [0u8; 12];
-    if getrandom::fill(&mut bytes).is_err() {
-        // Unique enough for correlating log lines if the OS has no randomness to give.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        bytes.copy_from_slice(&nanos.to_le_bytes()[..12]);
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static START: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let start = *START.get_or_init(|| {
+        let mut bytes = [0u8; 8];
+        if getrandom::fill(&mut bytes).is_err() {
+            // Without OS randomness, the clock and the process still set processes apart.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or_default();
+            bytes = (nanos ^ u64::from(std::process::id()).rotate_left(32)).to_le_bytes();
+        }
+        u64::from_le_bytes(bytes)
+    });
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    // splitmix64 of the counter: ids look random, never repeat within 2^64 requests.
+    let mut z = start.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    format!("{z:016x}{:08x}", (start >> 32) as u32)
 }
 
 /// Answers 504 (code 4) when a routed request runs longer than the configured limit.
@@ -70,6 +85,9 @@ pub(crate) async fn deadline(
         .map_into_right_body()),
     }
 }
+
+/// The path template of a routed resource, kept in its data for the log and metrics.
+pub(crate) struct RouteTemplate(pub &'static str);
 
 /// Per-application settings the middlewares need.
 pub(crate) struct RequestSettings {
@@ -110,10 +128,15 @@ pub(crate) async fn request_context(
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     let status = response.status().as_u16();
-    let route = response
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+    // The template the resource was registered with; matching the path again to find
+    // it would cost a regex run per request.
+    let route = match response.request().app_data::<RouteTemplate>() {
+        Some(RouteTemplate(template)) => std::borrow::Cow::Borrowed(*template),
+        None => response.request().match_pattern().map_or(
+            std::borrow::Cow::Borrowed("unmatched"),
+            std::borrow::Cow::Owned,
+        ),
+    };
     let elapsed = started.elapsed();
     if let Some(metrics) = &metrics {
         metrics.observe(&route, method.as_str(), status, elapsed.as_secs_f64());

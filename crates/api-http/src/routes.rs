@@ -24,7 +24,7 @@ use crate::error::ApiError;
 use crate::handlers::*;
 use crate::observability::Metrics;
 use crate::openapi::ApiDoc;
-use crate::request_context::{RequestSettings, deadline, request_context};
+use crate::request_context::{RequestSettings, RouteTemplate, deadline, request_context};
 
 /// What the application serves, and how.
 #[derive(Clone)]
@@ -177,7 +177,11 @@ fn configure(services: Services) -> impl FnOnce(&mut web::ServiceConfig) {
                     ))
                 }
             }));
-            cfg.service(resource.wrap(from_fn(deadline)));
+            cfg.service(
+                resource
+                    .app_data(RouteTemplate(path))
+                    .wrap(from_fn(deadline)),
+            );
         }
         // The interactive documentation; its assets are compiled into the binary.
         cfg.service(web::resource("/docs").to(|| async {
