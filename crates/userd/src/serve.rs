@@ -48,7 +48,7 @@ pub enum StartError {
 pub fn prepare_database(settings: &Settings) -> Result<Database, StartError> {
     let target = DatabaseTarget::parse(&settings.database.url)?;
     let pool = PoolSettings {
-        max_size: settings.database.pool_size,
+        max_size: settings.database.pool_size(),
         checkout_timeout: Duration::from_millis(settings.database.pool_timeout_ms),
         sqlite_busy_timeout: Duration::from_millis(settings.database.sqlite_busy_timeout_ms),
         statement_timeout: Duration::from_millis(settings.database.statement_timeout_ms),
