@@ -4,6 +4,7 @@
 
 pub mod load;
 pub mod pgbench;
+pub mod sqlite_limit;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -44,6 +45,21 @@ impl BenchDatabase {
         PgConnection::establish(&self.url)?.batch_execute(sql)?;
         Ok(())
     }
+
+    /// The first column of the first row of `sql`, as text.
+    pub fn query_first_text(&self, sql: &str) -> Result<String, Error> {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            value: String,
+        }
+        let mut conn = PgConnection::establish(&self.url)?;
+        let row: Row = diesel::RunQueryDsl::get_result(
+            diesel::sql_query(format!("SELECT ({sql}) AS value")),
+            &mut conn,
+        )?;
+        Ok(row.value)
+    }
 }
 
 impl Drop for BenchDatabase {
@@ -80,7 +96,8 @@ impl UserdProcess {
             .env("USERD__DATABASE__URL", database_url)
             .env("USERD__BOOTSTRAP__ADMIN_PAT_PATH", &pat)
             .env("USERD__LOG__FORMAT", "json")
-            .env("USERD__LOG__LEVEL", "warn,userd::serve=info")
+            // The default level: one line per request, as in production.
+            .env("USERD__LOG__LEVEL", "info")
             .env("USERD_CONFIG_DIR", dir.join("no-config"))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -91,13 +108,16 @@ impl UserdProcess {
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if let Some(address) = entry["address"].as_str() {
-                        let _ = tx.send(address.to_owned());
-                    }
+            let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+            for line in lines.by_ref() {
+                let entry = serde_json::from_str::<serde_json::Value>(&line).unwrap_or_default();
+                if let Some(address) = entry["address"].as_str() {
+                    let _ = tx.send(address.to_owned());
+                    break;
                 }
             }
+            // Only drained from here on: the benchmark must not spend CPU on userd's logs.
+            for _ in lines {}
         });
         let address = rx.recv_timeout(Duration::from_secs(60)).map_err(|_| {
             let _ = child.kill();
@@ -109,6 +129,12 @@ impl UserdProcess {
             base: format!("http://{address}"),
             token,
         })
+    }
+}
+
+impl UserdProcess {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
