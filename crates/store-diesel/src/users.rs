@@ -195,20 +195,32 @@ impl<const DELETE: bool> QueryFragment<Pg> for MoveAndAppend<'_, DELETE> {
                 " RETURNING id) ";
             );
         }
-        sql_with_binds!(out;
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, org_id, \
-             actor_id, payload, created_at_us) SELECT ", Text => &event.aggregate_type;
-            ", ", Text => &event.aggregate_id;
-            ", ", BigInt => &event.sequence;
-            ", ", Text => &event.event_type;
-            ", ", Text => &event.org_id;
-            ", ", Nullable<Text> => &event.actor_id;
-            ", ", Text => &event.payload;
-            ", ", BigInt => &event.created_at_us;
-            " FROM moved";
-        );
-        Ok(())
+        append_event_per_row_of(&mut out, event, "moved")
     }
+}
+
+/// `INSERT INTO events ... SELECT <event> FROM <source>`: the event is appended once for
+/// each row the `source` step wrote, that is, only when the write took place.
+fn append_event_per_row_of<'b>(
+    out: &mut AstPass<'_, 'b, Pg>,
+    event: &'b EventRow,
+    source: &'static str,
+) -> QueryResult<()> {
+    use diesel::sql_types::{BigInt, Nullable, Text};
+    sql_with_binds!(out;
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, org_id, \
+         actor_id, payload, created_at_us) SELECT ", Text => &event.aggregate_type;
+        ", ", Text => &event.aggregate_id;
+        ", ", BigInt => &event.sequence;
+        ", ", Text => &event.event_type;
+        ", ", Text => &event.org_id;
+        ", ", Nullable<Text> => &event.actor_id;
+        ", ", Text => &event.payload;
+        ", ", BigInt => &event.created_at_us;
+        " FROM ";
+    );
+    out.push_sql(source);
+    Ok(())
 }
 
 impl<const DELETE: bool> RunQueryDsl<PgConnection> for MoveAndAppend<'_, DELETE> {}
@@ -264,19 +276,9 @@ impl QueryFragment<Pg> for CreateAndAppend<'_> {
             ", ", Array<Text> => &self.names;
             ", ", Array<Text> => &self.name_keys;
             ", ", Array<Bool> => &self.name_specific;
-            ") AS n(id, username, username_key, specific)) \
-             INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, org_id, \
-             actor_id, payload, created_at_us) SELECT ", Text => &event.aggregate_type;
-            ", ", Text => &event.aggregate_id;
-            ", ", BigInt => &event.sequence;
-            ", ", Text => &event.event_type;
-            ", ", Text => &event.org_id;
-            ", ", Nullable<Text> => &event.actor_id;
-            ", ", Text => &event.payload;
-            ", ", BigInt => &event.created_at_us;
-            " FROM created";
+            ") AS n(id, username, username_key, specific)) ";
         );
-        Ok(())
+        append_event_per_row_of(&mut out, event, "created")
     }
 }
 
