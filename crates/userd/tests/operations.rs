@@ -45,6 +45,36 @@ impl WriteLock {
         }
     }
 
+    /// Returns once a writer is waiting for the lock (on PostgreSQL, seen in `pg_locks`;
+    /// SQLite's waiters cannot be seen, so there it only allows time), so that a request
+    /// is surely in flight, however slow the machine.
+    fn wait_for_a_blocked_writer(&mut self) {
+        match self {
+            WriteLock::Sqlite(_) => std::thread::sleep(Duration::from_millis(400)),
+            WriteLock::Postgres(conn) => {
+                use diesel::RunQueryDsl;
+                let deadline = Instant::now() + Duration::from_secs(20);
+                loop {
+                    let waiting: i64 =
+                        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                            "(SELECT count(*) FROM pg_locks WHERE NOT granted \
+                         AND relation = 'events'::regclass)",
+                        ))
+                        .get_result(conn)
+                        .unwrap();
+                    if waiting > 0 {
+                        return;
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "no writer ever waited for the lock"
+                    );
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+
     fn release(self) {
         match self {
             WriteLock::Sqlite(mut conn) => conn.batch_execute("ROLLBACK").unwrap(),
@@ -56,7 +86,7 @@ impl WriteLock {
 fn an_in_flight_request_finishes_after_sigterm(db: TestDatabase) {
     let mut userd = Userd::start(db);
     assert_eq!(userd.create(&json!({"userId": "slow"})).0, 201);
-    let lock = WriteLock::take(&userd.db);
+    let mut lock = WriteLock::take(&userd.db);
 
     // A write that waits for the lock: in flight when the signal comes.
     let client = userd.client.clone();
@@ -64,7 +94,7 @@ fn an_in_flight_request_finishes_after_sigterm(db: TestDatabase) {
     let in_flight = std::thread::spawn(move || {
         client.call_as(Some(&token), "POST", &format!("{USERS}/slow/_lock"), None)
     });
-    std::thread::sleep(Duration::from_millis(400));
+    lock.wait_for_a_blocked_writer();
     let pid = userd.pid().to_string();
     assert!(
         Command::new("kill")
