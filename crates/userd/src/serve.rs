@@ -122,6 +122,35 @@ fn store_metrics(store: &Arc<Database>) -> Result<Arc<Metrics>, prometheus::Erro
     Ok(metrics)
 }
 
+/// Once a stop signal arrives, ends the process if the graceful shutdown has not finished
+/// well after its grace period. A shutdown once hung after every worker had stopped (seen
+/// once, under test load, in actix-server's stop sequence); an operator's SIGTERM must
+/// never leave the process running. The deadline runs on its own thread, so it fires
+/// even if the runtime is stuck.
+async fn exit_if_shutdown_hangs(grace: Duration) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot watch for stop signals; a hung shutdown would not be ended");
+        return;
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+    let deadline = grace + Duration::from_secs(5);
+    std::thread::spawn(move || {
+        std::thread::sleep(deadline);
+        tracing::error!(
+            waited_secs = deadline.as_secs(),
+            "the graceful shutdown did not finish; exiting"
+        );
+        std::process::exit(1);
+    });
+}
+
 pub fn migrate_only(settings: &Settings) -> Result<(), StartError> {
     prepare_database(settings).map(|_| ())
 }
@@ -235,7 +264,10 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
     }
     // actix-web stops accepting on SIGTERM/SIGINT and lets in-flight requests finish
     // within the grace period.
-    http.run().await.map_err(StartError::Server)?;
+    let grace = Duration::from_secs(server.shutdown_grace_secs);
+    let running = http.run();
+    actix_web::rt::spawn(exit_if_shutdown_hangs(grace));
+    running.await.map_err(StartError::Server)?;
     tracing::info!("stopped");
     Ok(())
 }
