@@ -844,7 +844,7 @@ async fn tokens_are_shown_once_on_creation_and_revoked_by_id() {
         })
         .times(1)
         .returning(|_, _, _| {
-            let (token, _) = userd_ports::tokens::generate_token().unwrap();
+            let (token, _) = userd_app::tokens::generate_token().unwrap();
             Ok(IssuedToken {
                 details: details(),
                 token_id: "p1".into(),

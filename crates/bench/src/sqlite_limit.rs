@@ -6,12 +6,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use userd_app::clock::SystemClock;
+use userd_app::ids::SnowflakeIds;
 use userd_domain::user::{
     Command, Contact, EmailContact, User, UserCreated, UserPatch, UsernameEntry,
 };
 use userd_domain::values::{Email, OrgId, UserData, UserId, Username, UsernameId};
-use userd_ports::clock::{Clock, SystemClock};
-use userd_ports::ids::{IdGenerator, SnowflakeIds};
+use userd_ports::clock::Clock;
+use userd_ports::ids::IdGenerator;
 use userd_ports::repository::{Organization, OrganizationRepository};
 use userd_store_diesel::{BlockingSession, Database, DatabaseTarget, PoolSettings};
 

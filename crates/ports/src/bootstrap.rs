@@ -1,15 +1,13 @@
-//! First start: an empty database gets an organization, an admin user who is
-//! `IAM_OWNER`, and a token for that admin.
+//! The driven port of the first start: an empty database gets an organization, an admin
+//! user who is `IAM_OWNER`, and a token for that admin.
 
 use async_trait::async_trait;
 use userd_domain::Timestamp;
-use userd_domain::user::{Contact, User, UserCreated, UserEvent, UsernameEntry};
-use userd_domain::values::{InvalidValue, OrgId, UserData, UserId, Username, UsernameId};
+use userd_domain::user::{User, UserEvent};
+use userd_domain::values::OrgId;
 
-use crate::clock::Clock;
 use crate::error::StoreError;
-use crate::ids::IdGenerator;
-use crate::tokens::{NoRandomness, TokenHash, TokenSecret, generate_token};
+use crate::tokens::TokenHash;
 
 /// Everything the first start writes, in one transaction.
 #[derive(Debug, Clone)]
@@ -36,66 +34,4 @@ pub trait BootstrapStore: Send + Sync {
 
     /// The id of this instance, recording `candidate` when none is recorded yet.
     async fn instance_id(&self, candidate: &str) -> Result<String, StoreError>;
-}
-
-#[derive(Debug)]
-pub struct Bootstrapped {
-    pub org_id: OrgId,
-    pub admin_id: UserId,
-    pub token: TokenSecret,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum BootstrapError {
-    #[error("invalid bootstrap setting: {0}")]
-    Setting(#[from] InvalidValue),
-    #[error(transparent)]
-    Randomness(#[from] NoRandomness),
-    #[error("could not write the first organization and admin: {0}")]
-    Store(#[from] StoreError),
-}
-
-/// Runs the first-start bootstrap; `None` when the database was already set up.
-pub async fn bootstrap_if_empty(
-    store: &dyn BootstrapStore,
-    clock: &dyn Clock,
-    ids: &dyn IdGenerator,
-    org_name: &str,
-    admin_username: &str,
-) -> Result<Option<Bootstrapped>, BootstrapError> {
-    let at = clock.now();
-    let org_id = OrgId::new(ids.next_id())?;
-    let admin_id = UserId::new(ids.next_id())?;
-    let created = UserCreated {
-        org_id: org_id.clone(),
-        schema_id: None,
-        data: UserData::default(),
-        contact: Contact::default(),
-        usernames: vec![UsernameEntry {
-            id: UsernameId::new(ids.next_id())?,
-            username: Username::new(admin_username)?,
-            organization_specific: false,
-        }],
-    };
-    let (admin, admin_created) = User::create(admin_id.clone(), created, at, None);
-    let (token, token_hash) = generate_token()?;
-    let plan = BootstrapPlan {
-        instance_id: ids.next_id(),
-        org_id: org_id.clone(),
-        org_name: org_name.to_owned(),
-        admin,
-        admin_created,
-        token_id: ids.next_id(),
-        token_hash,
-        at,
-    };
-    if store.bootstrap_if_empty(&plan).await? {
-        Ok(Some(Bootstrapped {
-            org_id,
-            admin_id,
-            token,
-        }))
-    } else {
-        Ok(None)
-    }
 }

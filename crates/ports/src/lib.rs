@@ -1,11 +1,16 @@
-//! The application core of userd: the driven ports it needs (storage, authentication,
-//! clock, ids) and the use cases that drive them.
+//! The ports of userd: the traits that connect the application to the world, and the
+//! types that cross them. Nothing here does any work.
 //!
-//! The HTTP adapter calls the driving port [`service::UserService`]; the binary builds a
-//! [`service::UseCases`] from whatever adapters it chose.
+//! - Driving ports, called by transport adapters: [`service::UserService`] and
+//!   [`admin::AdminService`], with their errors ([`error::ServiceError`]).
+//! - Driven ports, implemented by storage and other adapters: [`repository`] (users,
+//!   memberships, tokens, organizations, the event log, health), [`clock::Clock`],
+//!   [`ids::IdGenerator`], [`bootstrap::BootstrapStore`], [`recovery::RecoveryStore`].
+//!
+//! The use cases that implement the driving ports with the driven ones live in the
+//! `userd-app` crate.
 
 pub mod admin;
-pub mod auth_cache;
 pub mod bootstrap;
 pub mod clock;
 pub mod error;

@@ -41,7 +41,7 @@ pub struct AuthenticatedToken {
 /// Resolves credentials to callers.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
-pub trait Authorizer: Send + Sync {
+pub trait Authenticator: Send + Sync {
     /// The caller a token stands for, with all its roles; `None` when the token is
     /// unknown, revoked, expired at `now`, or its user is deleted, inactive or locked.
     async fn caller_for_token(

@@ -9,7 +9,7 @@ use userd_domain::authz::{Caller, Memberships, Role, RoleSet};
 use userd_domain::values::{OrgId, UserId};
 use userd_ports::error::StoreError;
 use userd_ports::repository::{
-    AuthenticatedToken, Authorizer, HealthProbe, MembershipRepository, NewToken, RecordTimes,
+    AuthenticatedToken, Authenticator, HealthProbe, MembershipRepository, NewToken, RecordTimes,
     TokenRepository,
 };
 use userd_ports::tokens::TokenHash;
@@ -59,7 +59,7 @@ type TokenRow = (
 );
 
 #[async_trait]
-impl Authorizer for Database {
+impl Authenticator for Database {
     async fn caller_for_token(
         &self,
         token: &TokenHash,

@@ -7,6 +7,11 @@ use std::sync::Arc;
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection, SqliteConnection};
 use serde_json::json;
+use userd_app::bootstrap::bootstrap_if_empty;
+use userd_app::clock::SystemClock;
+use userd_app::ids::SnowflakeIds;
+use userd_app::tokens::hash_token;
+use userd_app::{Ports, UseCases};
 use userd_domain::Timestamp;
 use userd_domain::authz::{Caller, Memberships, Role, RoleSet};
 use userd_domain::user::{
@@ -14,16 +19,15 @@ use userd_domain::user::{
     UsernameEntry,
 };
 use userd_domain::values::{Email, OrgId, Phone, SchemaId, UserData, UserId, Username, UsernameId};
-use userd_ports::bootstrap::{BootstrapStore, bootstrap_if_empty};
-use userd_ports::clock::{Clock, SystemClock};
+use userd_ports::bootstrap::BootstrapStore;
+use userd_ports::clock::Clock;
 use userd_ports::error::{ErrorKind, StoreError};
-use userd_ports::ids::{IdGenerator, SnowflakeIds};
+use userd_ports::ids::IdGenerator;
 use userd_ports::repository::{
-    Authorizer, EventLog, HealthProbe, MembershipRepository, NewToken, Organization,
+    Authenticator, EventLog, HealthProbe, MembershipRepository, NewToken, Organization,
     OrganizationRepository, TokenRepository, UserRepository,
 };
-use userd_ports::service::{Ports, UseCases, UserRef, UserService};
-use userd_ports::tokens::TokenHash;
+use userd_ports::service::{UserRef, UserService};
 use userd_store_diesel::{Database, DatabaseTarget, PoolSettings};
 use userd_testkit::{TestDatabase, on_both_backends};
 
@@ -94,7 +98,7 @@ impl Fixture {
         let db = Arc::new(self.db.clone());
         UseCases::new(Ports {
             users: db.clone(),
-            authorizer: db.clone(),
+            authenticator: db.clone(),
             organizations: db.clone(),
             members: db.clone(),
             tokens: db.clone(),
@@ -573,7 +577,7 @@ async fn bootstrap_runs_once_and_its_token_authenticates(db: TestDatabase) {
     assert!(again.is_none(), "later starts change nothing");
 
     let caller = store
-        .caller_for_token(&TokenHash::of(first.token.expose()), SystemClock.now())
+        .caller_for_token(&hash_token(first.token.expose()), SystemClock.now())
         .await
         .unwrap()
         .expect("the bootstrap token authenticates")
@@ -582,7 +586,7 @@ async fn bootstrap_runs_once_and_its_token_authenticates(db: TestDatabase) {
     assert_eq!(caller.org_id, first.org_id);
     assert_eq!(caller.instance_roles, RoleSet::new([Role::IamOwner]));
     let unknown = store
-        .caller_for_token(&TokenHash::of("userd_pat_nope"), SystemClock.now())
+        .caller_for_token(&hash_token("userd_pat_nope"), SystemClock.now())
         .await
         .unwrap();
     assert_eq!(unknown, None);
@@ -602,7 +606,7 @@ async fn tokens_stop_working_for_locked_inactive_and_deleted_users(db: TestDatab
     .await
     .unwrap()
     .unwrap();
-    let hash = TokenHash::of(boot.token.expose());
+    let hash = hash_token(boot.token.expose());
     let works = || async {
         store
             .caller_for_token(&hash, Timestamp::UNIX_EPOCH)
@@ -713,7 +717,7 @@ async fn tokens_expire_and_are_revoked(db: TestDatabase) {
     let token = |id: &str, secret: &str, expires: Option<i64>| NewToken {
         id: id.into(),
         user_id: user.id.clone(),
-        hash: TokenHash::of(secret),
+        hash: hash_token(secret),
         expires_at: expires.map(at),
         created: at(5),
     };
@@ -724,7 +728,7 @@ async fn tokens_expire_and_are_revoked(db: TestDatabase) {
     let resolve = |secret: &'static str, now: i64| {
         let db = f.db.clone();
         async move {
-            db.caller_for_token(&TokenHash::of(secret), at(now))
+            db.caller_for_token(&hash_token(secret), at(now))
                 .await
                 .unwrap()
         }
@@ -772,14 +776,14 @@ async fn a_caller_carries_all_its_roles(db: TestDatabase) {
     f.db.create_token(&NewToken {
         id: "p1".into(),
         user_id: user.id.clone(),
-        hash: TokenHash::of("secret"),
+        hash: hash_token("secret"),
         expires_at: None,
         created: now,
     })
     .await
     .unwrap();
     let caller =
-        f.db.caller_for_token(&TokenHash::of("secret"), now)
+        f.db.caller_for_token(&hash_token("secret"), now)
             .await
             .unwrap()
             .unwrap()
@@ -798,7 +802,7 @@ async fn a_caller_carries_all_its_roles(db: TestDatabase) {
         .await
         .unwrap();
     let caller =
-        f.db.caller_for_token(&TokenHash::of("secret"), now)
+        f.db.caller_for_token(&hash_token("secret"), now)
             .await
             .unwrap()
             .unwrap()

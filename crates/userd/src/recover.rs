@@ -2,11 +2,12 @@
 
 use std::io::Write;
 
+use userd_app::clock::SystemClock;
+use userd_app::ids::SnowflakeIds;
+use userd_app::recovery::{RecoveryPorts, issue_admin_token};
 use userd_domain::Timestamp;
 use userd_domain::values::UserId;
-use userd_ports::clock::{Clock, SystemClock};
-use userd_ports::ids::SnowflakeIds;
-use userd_ports::recovery::{RecoveryPorts, issue_admin_token};
+use userd_ports::clock::Clock;
 
 use crate::AdminTokenArgs;
 use crate::pat_file::PendingPatFile;

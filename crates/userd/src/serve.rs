@@ -5,13 +5,16 @@ use std::time::Duration;
 
 use actix_web::HttpServer;
 use userd_api_http::{Metrics, Services};
+use userd_app::auth_cache::CachedAuthenticator;
+use userd_app::bootstrap::bootstrap_if_empty;
+use userd_app::clock::SystemClock;
+use userd_app::ids::SnowflakeIds;
+use userd_app::{Ports, UseCases};
 use userd_ports::admin::AdminService;
-use userd_ports::auth_cache::CachedAuthorizer;
-use userd_ports::bootstrap::{BootstrapStore, bootstrap_if_empty};
-use userd_ports::clock::SystemClock;
-use userd_ports::ids::{IdGenerator, SnowflakeIds};
-use userd_ports::repository::Authorizer;
-use userd_ports::service::{Ports, UseCases, UserService};
+use userd_ports::bootstrap::BootstrapStore;
+use userd_ports::ids::IdGenerator;
+use userd_ports::repository::Authenticator;
+use userd_ports::service::UserService;
 use userd_store_diesel::{Database, DatabaseTarget, OpenError, PoolSettings};
 
 use crate::pat_file::PendingPatFile;
@@ -39,7 +42,7 @@ pub enum StartError {
     #[error("the HTTP server failed: {0}")]
     Server(std::io::Error),
     #[error("{0}")]
-    Recovery(#[from] userd_ports::recovery::RecoveryError),
+    Recovery(#[from] userd_app::recovery::RecoveryError),
     #[error("{0}")]
     Runtime(String),
 }
@@ -216,16 +219,16 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
         .map_err(|e| StartError::Runtime(format!("cannot read the instance id: {e}")))?;
 
     let store = Arc::new(database);
-    let authorizer: Arc<dyn Authorizer> = match settings.server.token_cache_ms {
+    let authenticator: Arc<dyn Authenticator> = match settings.server.token_cache_ms {
         0 => store.clone(),
-        ms => Arc::new(CachedAuthorizer::with_ttl(
+        ms => Arc::new(CachedAuthenticator::with_ttl(
             store.clone(),
             Duration::from_millis(ms),
         )),
     };
     let use_cases = Arc::new(UseCases::new(Ports {
         users: store.clone(),
-        authorizer,
+        authenticator,
         organizations: store.clone(),
         members: store.clone(),
         tokens: store.clone(),

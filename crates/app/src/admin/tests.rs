@@ -6,9 +6,9 @@ use userd_domain::authz::{Memberships, Role, RoleSet};
 use userd_domain::user::{Command, User};
 
 use super::*;
-use crate::error::ErrorKind;
-use crate::service::tests::{Mocks, NOW, caller_with, org, stored_user, target, user_id};
-use crate::service::{NewUser, UserService};
+use crate::users::tests::{Mocks, NOW, caller_with, org, stored_user, target, user_id};
+use userd_ports::error::ErrorKind;
+use userd_ports::service::{NewUser, UserService};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Outcome {
@@ -109,7 +109,7 @@ async fn try_user_operation(caller: &Caller, operation: &str, org_id: Option<&st
     });
     if org_id.is_none() {
         // A missing organization, as the store reports it.
-        mocks.users = crate::repository::MockUserRepository::new();
+        mocks.users = userd_ports::repository::MockUserRepository::new();
         mocks.users.expect_find().returning(|_| Ok(None));
         mocks
             .users
@@ -415,9 +415,9 @@ async fn membership_changes_reach_the_store_and_forget_cached_tokens() {
     let admin = caller_with(&[Role::IamOwner], &[]);
     let mut mocks = Mocks::new();
     organizations_finding(&mut mocks, &["home"]);
-    mocks.authorizer = crate::repository::MockAuthorizer::new();
+    mocks.authenticator = userd_ports::repository::MockAuthenticator::new();
     mocks
-        .authorizer
+        .authenticator
         .expect_forget_user()
         .with(eq(user_id("m")))
         .times(1) // only the grant that succeeded

@@ -1,9 +1,9 @@
-//! A short-lived cache in front of an [`Authorizer`].
+//! A short-lived cache in front of an [`Authenticator`].
 //!
 //! A request then usually costs no database lookup to authenticate. Entries live at most
 //! `ttl` (one second by default), so a token revoked, or a user locked, through another
 //! process stops working there within that time; through this process it stops at once,
-//! because the use cases call [`Authorizer::forget_user`]. An entry never outlives its
+//! because the use cases call [`Authenticator::forget_user`]. An entry never outlives its
 //! token's own expiry.
 
 use std::collections::{HashMap, HashSet};
@@ -14,9 +14,9 @@ use async_trait::async_trait;
 use userd_domain::Timestamp;
 use userd_domain::values::UserId;
 
-use crate::error::StoreError;
-use crate::repository::{AuthenticatedToken, Authorizer};
-use crate::tokens::TokenHash;
+use userd_ports::error::StoreError;
+use userd_ports::repository::{AuthenticatedToken, Authenticator};
+use userd_ports::tokens::TokenHash;
 
 pub const DEFAULT_TTL: Duration = Duration::from_secs(1);
 const DEFAULT_CAPACITY: usize = 100_000;
@@ -50,20 +50,20 @@ impl State {
     }
 }
 
-pub struct CachedAuthorizer {
-    inner: Arc<dyn Authorizer>,
+pub struct CachedAuthenticator {
+    inner: Arc<dyn Authenticator>,
     ttl: Duration,
     capacity: usize,
     state: Mutex<State>,
 }
 
-impl CachedAuthorizer {
-    pub fn new(inner: Arc<dyn Authorizer>) -> Self {
-        CachedAuthorizer::with_ttl(inner, DEFAULT_TTL)
+impl CachedAuthenticator {
+    pub fn new(inner: Arc<dyn Authenticator>) -> Self {
+        CachedAuthenticator::with_ttl(inner, DEFAULT_TTL)
     }
 
-    pub fn with_ttl(inner: Arc<dyn Authorizer>, ttl: Duration) -> Self {
-        CachedAuthorizer {
+    pub fn with_ttl(inner: Arc<dyn Authenticator>, ttl: Duration) -> Self {
+        CachedAuthenticator {
             inner,
             ttl,
             capacity: DEFAULT_CAPACITY,
@@ -114,7 +114,7 @@ impl CachedAuthorizer {
 }
 
 #[async_trait]
-impl Authorizer for CachedAuthorizer {
+impl Authenticator for CachedAuthenticator {
     async fn caller_for_token(
         &self,
         token: &TokenHash,
@@ -161,7 +161,8 @@ mod tests {
     use userd_domain::values::OrgId;
 
     use super::*;
-    use crate::repository::MockAuthorizer;
+    use crate::tokens::hash_token;
+    use userd_ports::repository::MockAuthenticator;
 
     fn found(user: &str, expires_at: Option<i64>) -> AuthenticatedToken {
         AuthenticatedToken {
@@ -181,13 +182,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_fresh_answer_is_served_without_a_lookup() {
-        let mut inner = MockAuthorizer::new();
+        let mut inner = MockAuthenticator::new();
         inner
             .expect_caller_for_token()
             .times(1)
             .returning(|_, _| Ok(Some(found("u", None))));
-        let cache = CachedAuthorizer::with_ttl(Arc::new(inner), Duration::from_secs(60));
-        let hash = TokenHash::of("t");
+        let cache = CachedAuthenticator::with_ttl(Arc::new(inner), Duration::from_secs(60));
+        let hash = hash_token("t");
         for _ in 0..3 {
             let answer = cache.caller_for_token(&hash, at(0)).await.unwrap();
             assert_eq!(
@@ -199,7 +200,7 @@ mod tests {
 
     #[tokio::test]
     async fn answers_expire_after_the_ttl() {
-        let mut inner = MockAuthorizer::new();
+        let mut inner = MockAuthenticator::new();
         let mut calls = 0;
         inner
             .expect_caller_for_token()
@@ -208,8 +209,8 @@ mod tests {
                 calls += 1;
                 Ok((calls == 1).then(|| found("u", None)))
             });
-        let cache = CachedAuthorizer::with_ttl(Arc::new(inner), Duration::from_millis(30));
-        let hash = TokenHash::of("t");
+        let cache = CachedAuthenticator::with_ttl(Arc::new(inner), Duration::from_millis(30));
+        let hash = hash_token("t");
         assert!(
             cache
                 .caller_for_token(&hash, at(0))
@@ -230,13 +231,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_cached_token_still_expires_on_time() {
-        let mut inner = MockAuthorizer::new();
+        let mut inner = MockAuthenticator::new();
         inner
             .expect_caller_for_token()
             .times(1)
             .returning(|_, _| Ok(Some(found("u", Some(100)))));
-        let cache = CachedAuthorizer::with_ttl(Arc::new(inner), Duration::from_secs(60));
-        let hash = TokenHash::of("t");
+        let cache = CachedAuthenticator::with_ttl(Arc::new(inner), Duration::from_secs(60));
+        let hash = hash_token("t");
         assert!(
             cache
                 .caller_for_token(&hash, at(99))
@@ -255,24 +256,24 @@ mod tests {
 
     #[tokio::test]
     async fn forgetting_a_user_drops_their_tokens_and_all_refusals() {
-        let mut inner = MockAuthorizer::new();
+        let mut inner = MockAuthenticator::new();
         inner
             .expect_caller_for_token()
             .times(6)
             .returning(|hash, _| {
-                Ok(if *hash == TokenHash::of("refused") {
+                Ok(if *hash == hash_token("refused") {
                     None
-                } else if *hash == TokenHash::of("other") {
+                } else if *hash == hash_token("other") {
                     Some(found("v", None))
                 } else {
                     Some(found("u", None))
                 })
             });
         inner.expect_forget_user().times(1).return_const(());
-        let cache = CachedAuthorizer::with_ttl(Arc::new(inner), Duration::from_secs(60));
+        let cache = CachedAuthenticator::with_ttl(Arc::new(inner), Duration::from_secs(60));
         for token in ["a", "b", "other", "refused"] {
             cache
-                .caller_for_token(&TokenHash::of(token), at(0))
+                .caller_for_token(&hash_token(token), at(0))
                 .await
                 .unwrap();
         }
@@ -280,7 +281,7 @@ mod tests {
         // "a" and "refused" are looked up again; "other" (user v) comes from the cache.
         for token in ["a", "other", "refused"] {
             cache
-                .caller_for_token(&TokenHash::of(token), at(0))
+                .caller_for_token(&hash_token(token), at(0))
                 .await
                 .unwrap();
         }

@@ -2,6 +2,7 @@
 //! failure maps to a service error.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use mockall::Sequence;
 use mockall::predicate::{always, eq};
@@ -11,13 +12,18 @@ use userd_domain::user::{UserChange, UserPatch};
 use userd_domain::values::Email;
 
 use super::*;
-use crate::clock::MockClock;
-use crate::error::ErrorKind;
-use crate::ids::MockIdGenerator;
-use crate::repository::{
-    AuthenticatedToken, MockAuthorizer, MockHealthProbe, MockMembershipRepository,
+use crate::Ports;
+use userd_domain::Timestamp;
+use userd_domain::user::Contact;
+use userd_domain::values::{SchemaId, UserData, Username};
+use userd_ports::clock::MockClock;
+use userd_ports::error::ErrorKind;
+use userd_ports::ids::MockIdGenerator;
+use userd_ports::repository::{
+    AuthenticatedToken, MockAuthenticator, MockHealthProbe, MockMembershipRepository,
     MockOrganizationRepository, MockTokenRepository, MockUserRepository,
 };
+use userd_ports::service::{Owner, OwnerType};
 
 pub(crate) const NOW: i64 = 1_750_000_000_000_000;
 
@@ -71,7 +77,7 @@ fn locked(user: User) -> User {
 
 pub(crate) struct Mocks {
     pub users: MockUserRepository,
-    pub authorizer: MockAuthorizer,
+    pub authenticator: MockAuthenticator,
     pub organizations: MockOrganizationRepository,
     pub members: MockMembershipRepository,
     pub tokens: MockTokenRepository,
@@ -87,11 +93,11 @@ impl Mocks {
             next += 1;
             next.to_string()
         });
-        let mut authorizer = MockAuthorizer::new();
-        authorizer.expect_forget_user().return_const(());
+        let mut authenticator = MockAuthenticator::new();
+        authenticator.expect_forget_user().return_const(());
         Mocks {
             users: MockUserRepository::new(),
-            authorizer,
+            authenticator,
             organizations: MockOrganizationRepository::new(),
             members: MockMembershipRepository::new(),
             tokens: MockTokenRepository::new(),
@@ -119,7 +125,7 @@ impl Mocks {
             .returning(|| Timestamp::from_unix_micros(NOW));
         UseCases::new(Ports {
             users: Arc::new(self.users),
-            authorizer: Arc::new(self.authorizer),
+            authenticator: Arc::new(self.authenticator),
             organizations: Arc::new(self.organizations),
             members: Arc::new(self.members),
             tokens: Arc::new(self.tokens),
@@ -149,7 +155,7 @@ fn unavailable() -> StoreError {
 #[tokio::test]
 async fn no_credentials_are_unauthenticated_without_a_lookup() {
     let mut mocks = Mocks::new();
-    mocks.authorizer.expect_caller_for_token().never();
+    mocks.authenticator.expect_caller_for_token().never();
     let result = mocks.build().authenticate(&Credentials::None).await;
     assert!(matches!(result, Err(ServiceError::Unauthenticated)));
 }
@@ -158,10 +164,10 @@ async fn no_credentials_are_unauthenticated_without_a_lookup() {
 async fn tokens_are_looked_up_by_hash_only() {
     let mut mocks = Mocks::new();
     mocks
-        .authorizer
+        .authenticator
         .expect_caller_for_token()
         .with(
-            eq(TokenHash::of("secret")),
+            eq(hash_token("secret")),
             eq(Timestamp::from_unix_micros(NOW)),
         )
         .times(1)
@@ -183,7 +189,7 @@ async fn tokens_are_looked_up_by_hash_only() {
 async fn unknown_tokens_are_unauthenticated_and_outages_unavailable() {
     let mut mocks = Mocks::new();
     mocks
-        .authorizer
+        .authenticator
         .expect_caller_for_token()
         .times(1)
         .returning(|_, _| Ok(None));
@@ -198,7 +204,7 @@ async fn unknown_tokens_are_unauthenticated_and_outages_unavailable() {
 
     let mut mocks = Mocks::new();
     mocks
-        .authorizer
+        .authenticator
         .expect_caller_for_token()
         .returning(|_, _| Err(unavailable()));
     let result = mocks
@@ -269,9 +275,9 @@ async fn changes_of_standing_forget_cached_tokens_and_patches_do_not() {
         ),
     ] {
         let mut mocks = Mocks::new().finding(Some(stored_user("u1", "acme")));
-        mocks.authorizer = MockAuthorizer::new();
+        mocks.authenticator = MockAuthenticator::new();
         mocks
-            .authorizer
+            .authenticator
             .expect_forget_user()
             .with(eq(user_id("u1")))
             .times(usize::from(forgets))
@@ -703,7 +709,7 @@ async fn readiness_follows_the_database() {
 
 mod search {
     use super::*;
-    use crate::search::{
+    use userd_ports::search::{
         Filter, ReadScope, SearchRequest, SortColumn, TextMatch, TextMethod, UserPage,
     };
 
@@ -723,7 +729,7 @@ mod search {
         request: SearchRequest,
     ) -> (
         Result<SearchResult, ServiceError>,
-        Option<crate::search::UserQuery>,
+        Option<userd_ports::search::UserQuery>,
     ) {
         let seen = Arc::new(std::sync::Mutex::new(None));
         let mut mocks = Mocks::new();
@@ -891,7 +897,7 @@ mod search {
 
 mod preconditions {
     use super::*;
-    use crate::service::IfMatch;
+    use userd_ports::service::IfMatch;
 
     fn at_version(condition: IfMatch) -> UserRef {
         UserRef {

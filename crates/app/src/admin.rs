@@ -1,0 +1,350 @@
+//! The administration use cases: [`AdminService`] implemented by [`UseCases`].
+//!
+//! No path escalates privilege: a role is only granted, and a token only issued for a
+//! user, by a caller who already holds every permission the grant or the token carries
+//! ([`Caller::covers`]).
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use userd_domain::Timestamp;
+use userd_domain::authz::{Caller, Memberships, Permission, Role, RoleScope, RoleSet};
+use userd_domain::values::{OrgId, OrganizationName, UserId};
+use userd_ports::admin::{AdminService, IssuedToken, OrganizationView};
+use userd_ports::error::{ServiceError, StoreError};
+use userd_ports::repository::{NewToken, Organization, RecordTimes};
+use userd_ports::service::{Owner, OwnerType, ResourceDetails, UserRef};
+
+use crate::UseCases;
+use crate::tokens::generate_token;
+
+const ESCALATION: &str = "the caller does not hold every permission this would grant";
+
+fn check_roles(roles: &[Role], scope: RoleScope) -> Result<RoleSet, ServiceError> {
+    let invalid = |message: String| ServiceError::InvalidArgument {
+        reason: "INVALID_ROLE",
+        message,
+        field: Some("roles".to_owned()),
+    };
+    if roles.is_empty() {
+        return Err(invalid("at least one role is required".to_owned()));
+    }
+    if let Some(role) = roles.iter().find(|role| role.scope() != scope) {
+        let place = match scope {
+            RoleScope::Instance => "on the instance",
+            RoleScope::Organization => "in an organization",
+        };
+        return Err(invalid(format!("the role {role} cannot be held {place}")));
+    }
+    Ok(RoleSet::new(roles.iter().copied()))
+}
+
+fn member_details(user: &UserId, owner: Owner, times: RecordTimes) -> ResourceDetails {
+    ResourceDetails {
+        id: user.to_string(),
+        created: times.created,
+        changed: times.changed,
+        owner,
+        sequence: 0,
+    }
+}
+
+fn org_owner(org: &OrgId) -> Owner {
+    Owner {
+        kind: OwnerType::Organization,
+        id: org.to_string(),
+    }
+}
+
+impl UseCases {
+    fn instance_owner(&self) -> Owner {
+        Owner {
+            kind: OwnerType::Instance,
+            id: self.ports.instance_id.clone(),
+        }
+    }
+
+    /// An organization the caller has a role in (or on the instance), that exists.
+    async fn visible_organization(
+        &self,
+        caller: &Caller,
+        org: &OrgId,
+    ) -> Result<Organization, ServiceError> {
+        let not_found = || ServiceError::OrganizationNotFound {
+            org_id: org.to_string(),
+        };
+        if !caller.sees(org) {
+            return Err(not_found());
+        }
+        self.ports
+            .organizations
+            .find_organization(org)
+            .await?
+            .ok_or_else(not_found)
+    }
+
+    fn require(&self, holds: bool, permission: Permission) -> Result<(), ServiceError> {
+        if holds {
+            Ok(())
+        } else {
+            Err(ServiceError::PermissionDenied { permission })
+        }
+    }
+
+    /// The caller may add and remove members of `org`, which exists.
+    async fn authorize_member_management(
+        &self,
+        caller: &Caller,
+        org: &OrgId,
+    ) -> Result<(), ServiceError> {
+        self.visible_organization(caller, org).await?;
+        self.require(
+            caller.permissions_in(org).contains(Permission::MemberWrite),
+            Permission::MemberWrite,
+        )
+    }
+
+    fn require_instance(&self, caller: &Caller) -> Result<(), ServiceError> {
+        self.require(
+            caller
+                .instance_permissions()
+                .contains(Permission::InstanceWrite),
+            Permission::InstanceWrite,
+        )
+    }
+
+    /// The user's organization after checking the caller may manage the user's tokens
+    /// and holds everything the user holds.
+    async fn authorize_token_management(
+        &self,
+        caller: &Caller,
+        target: &UserRef,
+    ) -> Result<OrgId, ServiceError> {
+        let user = self
+            .load_authorized(caller, target, Permission::TokenWrite)
+            .await?;
+        let held = self.ports.members.memberships_of(&user.id).await?;
+        if !caller.covers(&held) {
+            return Err(ServiceError::PrivilegeEscalation(
+                "the caller does not hold every permission of this user",
+            ));
+        }
+        Ok(user.org_id)
+    }
+}
+
+fn not_found_member(error: StoreError, org: &OrgId, user: &UserId) -> ServiceError {
+    match error {
+        StoreError::UserNotFound => ServiceError::UserNotFound {
+            user_id: user.to_string(),
+        },
+        StoreError::OrganizationNotFound => ServiceError::OrganizationNotFound {
+            org_id: org.to_string(),
+        },
+        other => other.into(),
+    }
+}
+
+#[async_trait]
+impl AdminService for UseCases {
+    async fn create_organization(
+        &self,
+        caller: &Caller,
+        name: &str,
+    ) -> Result<ResourceDetails, ServiceError> {
+        self.require_instance(caller)?;
+        let name =
+            OrganizationName::new(name).map_err(|e| ServiceError::invalid_field("name", e))?;
+        let now = self.ports.clock.now();
+        for _ in 0..4 {
+            let organization = Organization {
+                id: OrgId::new(self.ports.ids.next_id())
+                    .map_err(|e| ServiceError::Internal(Box::new(e)))?,
+                name: name.as_str().to_owned(),
+                created: now,
+                changed: now,
+            };
+            match self
+                .ports
+                .organizations
+                .create_organization(&organization)
+                .await
+            {
+                Ok(()) => {
+                    return Ok(ResourceDetails {
+                        id: organization.id.to_string(),
+                        created: now,
+                        changed: now,
+                        owner: self.instance_owner(),
+                        sequence: 0,
+                    });
+                }
+                // A server-made id clashed with another process's: make another.
+                Err(StoreError::Conflict) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(ServiceError::Internal(
+            "could not make a unique organization id".into(),
+        ))
+    }
+
+    async fn get_organization(
+        &self,
+        caller: &Caller,
+        org: &OrgId,
+    ) -> Result<OrganizationView, ServiceError> {
+        let organization = self.visible_organization(caller, org).await?;
+        Ok(OrganizationView {
+            details: ResourceDetails {
+                id: organization.id.to_string(),
+                created: organization.created,
+                changed: organization.changed,
+                owner: self.instance_owner(),
+                sequence: 0,
+            },
+            name: organization.name,
+        })
+    }
+
+    async fn set_org_member(
+        &self,
+        caller: &Caller,
+        org: &OrgId,
+        user: &UserId,
+        roles: &[Role],
+    ) -> Result<ResourceDetails, ServiceError> {
+        let roles = check_roles(roles, RoleScope::Organization)?;
+        self.authorize_member_management(caller, org).await?;
+        let grant = Memberships {
+            instance: RoleSet::default(),
+            organizations: BTreeMap::from([(org.clone(), roles.clone())]),
+        };
+        if !caller.covers(&grant) {
+            return Err(ServiceError::PrivilegeEscalation(ESCALATION));
+        }
+        let times = self
+            .ports
+            .members
+            .set_org_member(org, user, &roles, self.ports.clock.now())
+            .await
+            .map_err(|e| not_found_member(e, org, user))?;
+        self.ports.authenticator.forget_user(user);
+        Ok(member_details(user, org_owner(org), times))
+    }
+
+    async fn remove_org_member(
+        &self,
+        caller: &Caller,
+        org: &OrgId,
+        user: &UserId,
+    ) -> Result<ResourceDetails, ServiceError> {
+        self.authorize_member_management(caller, org).await?;
+        let times = self
+            .ports
+            .members
+            .remove_org_member(org, user, self.ports.clock.now())
+            .await?
+            .ok_or_else(|| ServiceError::MemberNotFound {
+                org_id: org.to_string(),
+                user_id: user.to_string(),
+            })?;
+        self.ports.authenticator.forget_user(user);
+        Ok(member_details(user, org_owner(org), times))
+    }
+
+    async fn set_instance_member(
+        &self,
+        caller: &Caller,
+        user: &UserId,
+        roles: &[Role],
+    ) -> Result<ResourceDetails, ServiceError> {
+        self.require_instance(caller)?;
+        let roles = check_roles(roles, RoleScope::Instance)?;
+        let grant = Memberships {
+            instance: roles.clone(),
+            organizations: BTreeMap::new(),
+        };
+        if !caller.covers(&grant) {
+            return Err(ServiceError::PrivilegeEscalation(ESCALATION));
+        }
+        let times = self
+            .ports
+            .members
+            .set_instance_member(user, &roles, self.ports.clock.now())
+            .await
+            .map_err(|error| match error {
+                StoreError::UserNotFound => ServiceError::UserNotFound {
+                    user_id: user.to_string(),
+                },
+                other => other.into(),
+            })?;
+        self.ports.authenticator.forget_user(user);
+        Ok(member_details(user, self.instance_owner(), times))
+    }
+
+    async fn create_token(
+        &self,
+        caller: &Caller,
+        target: &UserRef,
+        expires_at: Option<Timestamp>,
+    ) -> Result<IssuedToken, ServiceError> {
+        let org = self.authorize_token_management(caller, target).await?;
+        let now = self.ports.clock.now();
+        if expires_at.is_some_and(|at| at <= now) {
+            return Err(ServiceError::InvalidArgument {
+                reason: "EXPIRATION_IN_PAST",
+                message: "expirationDate must be in the future".to_owned(),
+                field: Some("expirationDate".to_owned()),
+            });
+        }
+        let (token, hash) = generate_token().map_err(|e| ServiceError::Internal(Box::new(e)))?;
+        let record = NewToken {
+            id: self.ports.ids.next_id(),
+            user_id: target.id.clone(),
+            hash,
+            expires_at,
+            created: now,
+        };
+        self.ports.tokens.create_token(&record).await?;
+        Ok(IssuedToken {
+            details: ResourceDetails {
+                id: record.id.clone(),
+                created: now,
+                changed: now,
+                owner: org_owner(&org),
+                sequence: 0,
+            },
+            token_id: record.id,
+            token,
+        })
+    }
+
+    async fn revoke_token(
+        &self,
+        caller: &Caller,
+        target: &UserRef,
+        token_id: &str,
+    ) -> Result<ResourceDetails, ServiceError> {
+        let org = self.authorize_token_management(caller, target).await?;
+        let times = self
+            .ports
+            .tokens
+            .revoke_token(&target.id, token_id, self.ports.clock.now())
+            .await?
+            .ok_or_else(|| ServiceError::TokenNotFound {
+                token_id: token_id.to_owned(),
+            })?;
+        self.ports.authenticator.forget_user(&target.id);
+        Ok(ResourceDetails {
+            id: token_id.to_owned(),
+            created: times.created,
+            changed: times.changed,
+            owner: org_owner(&org),
+            sequence: 0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

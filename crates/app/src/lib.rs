@@ -1,0 +1,69 @@
+//! The application layer of userd: the use cases that implement the driving ports
+//! ([`userd_ports::service::UserService`], [`userd_ports::admin::AdminService`]) with the
+//! driven ones, plus what surrounds them: the token cache, the first-start bootstrap,
+//! administrator recovery, and the system clock and id generator.
+//!
+//! Where things are decided:
+//! - [`users`]: reading, creating, changing and searching users (lock, unlock, ...);
+//! - [`admin`]: organizations, members and tokens;
+//! - [`access`]: the authorization steps every use case shares;
+//! - the rules themselves (the state machine, who covers whom) live in `userd-domain`.
+
+use std::sync::Arc;
+
+use userd_ports::clock::Clock;
+use userd_ports::ids::IdGenerator;
+use userd_ports::repository::{
+    Authenticator, HealthProbe, MembershipRepository, OrganizationRepository, TokenRepository,
+    UserRepository,
+};
+
+pub mod access;
+pub mod admin;
+pub mod auth_cache;
+pub mod bootstrap;
+pub mod clock;
+pub mod ids;
+pub mod recovery;
+pub mod tokens;
+pub mod users;
+
+/// The driven ports the use cases need.
+#[derive(Clone)]
+pub struct Ports {
+    pub users: Arc<dyn UserRepository>,
+    pub authenticator: Arc<dyn Authenticator>,
+    pub organizations: Arc<dyn OrganizationRepository>,
+    pub members: Arc<dyn MembershipRepository>,
+    pub tokens: Arc<dyn TokenRepository>,
+    pub health: Arc<dyn HealthProbe>,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdGenerator>,
+    /// The id of this userd instance, the owner of organizations.
+    pub instance_id: String,
+}
+
+/// How many times a write that lost a race is re-tried against the new state before the
+/// client gets ABORTED. Each lost race means another writer made progress.
+pub const DEFAULT_WRITE_ATTEMPTS: u32 = 16;
+
+/// The use cases: [`userd_ports::service::UserService`] in [`users`],
+/// [`userd_ports::admin::AdminService`] in [`admin`].
+pub struct UseCases {
+    pub(crate) ports: Ports,
+    write_attempts: u32,
+}
+
+impl UseCases {
+    pub fn new(ports: Ports) -> Self {
+        UseCases {
+            ports,
+            write_attempts: DEFAULT_WRITE_ATTEMPTS,
+        }
+    }
+
+    pub fn with_write_attempts(mut self, attempts: u32) -> Self {
+        self.write_attempts = attempts.max(1);
+        self
+    }
+}

@@ -1,0 +1,351 @@
+//! The user use cases: [`UserService`] implemented by [`UseCases`].
+//!
+//! Every use case runs its checks in the contract's order: authenticate (the caller was
+//! resolved from its token), authorize (no role in the user's organization: not found; a
+//! role without the permission: denied), the state machine's guard, then the write.
+
+use async_trait::async_trait;
+use userd_domain::authz::{AccessError, Caller, Permission};
+use userd_domain::user::{Command, Refusal, User, UserCreated, UserEvent, UsernameEntry};
+use userd_domain::values::{MAX_USERNAMES_PER_USER, OrgId, UserId, UsernameId};
+
+use userd_ports::error::{ServiceError, StoreError};
+
+use userd_ports::search::{
+    DEFAULT_LIMIT, Filter, MAX_FILTER_DEPTH, MAX_FILTERS, MAX_LIMIT, ReadScope, SearchRequest,
+    UserQuery,
+};
+use userd_ports::service::{
+    Credentials, NewUser, NewUsername, ResourceDetails, SearchResult, UserRef, UserService,
+};
+
+use crate::UseCases;
+use crate::tokens::hash_token;
+
+impl UseCases {
+    fn new_user_state(
+        &self,
+        caller: &Caller,
+        org_id: &OrgId,
+        user_id: UserId,
+        new_user: &NewUser,
+    ) -> Result<(User, UserEvent), ServiceError> {
+        let usernames = new_user
+            .usernames
+            .iter()
+            .map(|u| {
+                Ok(UsernameEntry {
+                    id: UsernameId::new(self.ports.ids.next_id())
+                        .map_err(|e| ServiceError::Internal(Box::new(e)))?,
+                    username: u.username.clone(),
+                    organization_specific: u.organization_specific,
+                })
+            })
+            .collect::<Result<Vec<_>, ServiceError>>()?;
+        let created = UserCreated {
+            org_id: org_id.clone(),
+            schema_id: new_user.schema_id.clone(),
+            data: new_user.data.clone(),
+            contact: new_user.contact.clone(),
+            usernames,
+        };
+        Ok(User::create(
+            user_id,
+            created,
+            self.ports.clock.now(),
+            Some(caller.user_id.clone()),
+        ))
+    }
+}
+
+fn check_usernames(usernames: &[NewUsername]) -> Result<(), ServiceError> {
+    if usernames.len() > MAX_USERNAMES_PER_USER {
+        return Err(ServiceError::InvalidArgument {
+            reason: "TOO_MANY_USERNAMES",
+            message: format!("a user may have at most {MAX_USERNAMES_PER_USER} usernames"),
+            field: Some("authenticators.usernames".to_owned()),
+        });
+    }
+    let mut keys: Vec<String> = usernames.iter().map(|u| u.username.key()).collect();
+    keys.sort();
+    if let Some(pair) = keys.windows(2).find(|pair| pair[0] == pair[1]) {
+        return Err(ServiceError::InvalidArgument {
+            reason: "DUPLICATE_USERNAME",
+            message: format!("the username {:?} is given twice", pair[0]),
+            field: Some("authenticators.usernames".to_owned()),
+        });
+    }
+    Ok(())
+}
+
+/// Whether the command changes if the user's tokens work.
+fn changes_standing(command: &Command) -> bool {
+    !matches!(command, Command::Patch(_))
+}
+
+fn invalid_filter(reason: &'static str, message: String) -> ServiceError {
+    ServiceError::InvalidArgument {
+        reason,
+        message,
+        field: Some("filters".to_owned()),
+    }
+}
+
+/// The contract's limits on a filter tree.
+fn check_filters(filters: &[Filter]) -> Result<(), ServiceError> {
+    fn no_empty_combinator(filter: &Filter) -> Result<(), ServiceError> {
+        match filter {
+            Filter::And(children) | Filter::Or(children) if children.is_empty() => {
+                Err(invalid_filter(
+                    "INVALID_FILTER",
+                    "andFilter and orFilter need at least one query".to_owned(),
+                ))
+            }
+            Filter::And(children) | Filter::Or(children) => {
+                children.iter().try_for_each(no_empty_combinator)
+            }
+            Filter::Not(child) => no_empty_combinator(child),
+            _ => Ok(()),
+        }
+    }
+    let (mut depth, mut count) = (0, 0);
+    for filter in filters {
+        let (filter_depth, filter_count) = filter.size();
+        depth = depth.max(filter_depth);
+        count += filter_count;
+    }
+    if depth > MAX_FILTER_DEPTH {
+        return Err(invalid_filter(
+            "FILTER_TOO_DEEP",
+            format!("filters may nest at most {MAX_FILTER_DEPTH} deep, got {depth}"),
+        ));
+    }
+    if count > MAX_FILTERS {
+        return Err(invalid_filter(
+            "TOO_MANY_FILTERS",
+            format!("at most {MAX_FILTERS} filters in all, got {count}"),
+        ));
+    }
+    filters.iter().try_for_each(no_empty_combinator)
+}
+
+/// The organizations whose users the caller may read, narrowed to `only` when given.
+fn read_scope(caller: &Caller, only: Option<&OrgId>) -> ReadScope {
+    let everything = caller.instance_permissions().contains(Permission::UserRead);
+    let readable = |org: &OrgId| caller.permissions_in(org).contains(Permission::UserRead);
+    match only {
+        Some(org) if readable(org) => ReadScope::Organizations(vec![org.clone()]),
+        Some(_) => ReadScope::Organizations(Vec::new()),
+        None if everything => ReadScope::Everything,
+        None => ReadScope::Organizations(
+            caller
+                .org_roles
+                .keys()
+                .filter(|org| readable(org))
+                .cloned()
+                .collect(),
+        ),
+    }
+}
+
+fn permission_for(command: &Command) -> Permission {
+    match command {
+        Command::Delete => Permission::UserDelete,
+        _ => Permission::UserWrite,
+    }
+}
+
+#[async_trait]
+impl UserService for UseCases {
+    async fn authenticate(&self, credentials: &Credentials) -> Result<Caller, ServiceError> {
+        let Credentials::Bearer(token) = credentials else {
+            return Err(ServiceError::Unauthenticated);
+        };
+        let hash = hash_token(token);
+        self.ports
+            .authenticator
+            .caller_for_token(&hash, self.ports.clock.now())
+            .await?
+            .map(|found| found.caller)
+            .ok_or(ServiceError::Unauthenticated)
+    }
+
+    async fn create_user(
+        &self,
+        caller: &Caller,
+        org: Option<OrgId>,
+        new_user: NewUser,
+    ) -> Result<ResourceDetails, ServiceError> {
+        let org_id = org.unwrap_or_else(|| caller.org_id.clone());
+        match caller.authorize(&org_id, Permission::UserWrite) {
+            Ok(()) => {}
+            Err(AccessError::NotVisible) => {
+                return Err(ServiceError::OrganizationNotFound {
+                    org_id: org_id.to_string(),
+                });
+            }
+            Err(AccessError::Denied(permission)) => {
+                return Err(ServiceError::PermissionDenied { permission });
+            }
+        }
+        check_usernames(&new_user.usernames)?;
+
+        let client_chose_id = new_user.user_id.is_some();
+        for _ in 0..self.write_attempts {
+            let user_id = match &new_user.user_id {
+                Some(id) => id.clone(),
+                None => UserId::new(self.ports.ids.next_id())
+                    .map_err(|e| ServiceError::Internal(Box::new(e)))?,
+            };
+            let (user, event) = self.new_user_state(caller, &org_id, user_id, &new_user)?;
+            match self.ports.users.append(&user, &event).await {
+                Ok(()) => return Ok(ResourceDetails::of_user(&user)),
+                Err(StoreError::UserIdTaken) if client_chose_id => {
+                    return Err(ServiceError::UserAlreadyExists {
+                        user_id: user.id.to_string(),
+                    });
+                }
+                // A server-made id (of the user or of a username) clashed with one made by
+                // another process in the same millisecond: make new ones.
+                Err(StoreError::UserIdTaken | StoreError::Conflict) => {
+                    tracing::debug!(user_id = %user.id, "server-made id clashed; retrying");
+                }
+                Err(StoreError::UsernameTaken(username)) => {
+                    return Err(ServiceError::UsernameTaken { username });
+                }
+                Err(StoreError::OrganizationNotFound) => {
+                    return Err(ServiceError::OrganizationNotFound {
+                        org_id: org_id.to_string(),
+                    });
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(ServiceError::Internal(
+            "could not make a unique user id".into(),
+        ))
+    }
+
+    async fn get_user(&self, caller: &Caller, target: &UserRef) -> Result<User, ServiceError> {
+        self.load_authorized(caller, target, Permission::UserRead)
+            .await
+    }
+
+    async fn execute(
+        &self,
+        caller: &Caller,
+        target: &UserRef,
+        command: Command,
+    ) -> Result<ResourceDetails, ServiceError> {
+        let permission = permission_for(&command);
+        for attempt in 1..=self.write_attempts {
+            let user = self.load_authorized(caller, target, permission).await?;
+            // The client's precondition comes after authorization (a stranger learns
+            // nothing) and before the state machine.
+            if let Some(condition) = &target.if_match {
+                if !condition.matches(user.sequence) {
+                    return Err(ServiceError::VersionMismatch {
+                        user_id: target.id.to_string(),
+                        current: user.sequence,
+                    });
+                }
+            }
+            let outcome = user
+                .execute(
+                    &command,
+                    self.ports.clock.now(),
+                    Some(caller.user_id.clone()),
+                )
+                .map_err(|refusal| match refusal {
+                    Refusal::Deleted => ServiceError::UserNotFound {
+                        user_id: target.id.to_string(),
+                    },
+                    refusal => ServiceError::Refused {
+                        refusal,
+                        user_id: target.id.to_string(),
+                    },
+                })?;
+            let Some((next, event)) = outcome else {
+                // Nothing would change: nothing is written.
+                return Ok(ResourceDetails::of_user(&user));
+            };
+            match self.ports.users.append(&next, &event).await {
+                Ok(()) => {
+                    if changes_standing(&command) {
+                        self.ports.authenticator.forget_user(&next.id);
+                    }
+                    return Ok(ResourceDetails::of_user(&next));
+                }
+                Err(StoreError::Conflict) => {
+                    tracing::debug!(user_id = %target.id, attempt, "lost a write race; reloading");
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(ServiceError::Aborted {
+            user_id: target.id.to_string(),
+        })
+    }
+
+    async fn search_users(
+        &self,
+        caller: &Caller,
+        request: SearchRequest,
+    ) -> Result<SearchResult, ServiceError> {
+        let limit = match request.limit {
+            0 => DEFAULT_LIMIT,
+            limit if limit > MAX_LIMIT => {
+                return Err(ServiceError::InvalidArgument {
+                    reason: "LIMIT_EXCEEDED",
+                    message: format!("query.limit may be at most {MAX_LIMIT}, got {limit}"),
+                    field: Some("query.limit".to_owned()),
+                });
+            }
+            limit => limit,
+        };
+        check_filters(&request.filters)?;
+        let timestamp = self.ports.clock.now();
+        let scope = read_scope(caller, request.organization.as_ref());
+        if scope == ReadScope::Organizations(Vec::new()) {
+            return Ok(SearchResult {
+                total: 0,
+                users: Vec::new(),
+                applied_limit: limit,
+                sort: request.sort,
+                timestamp,
+            });
+        }
+        let mut filters = request.filters;
+        let filter = if filters.len() == 1 {
+            filters.remove(0)
+        } else {
+            Filter::And(filters)
+        };
+        let page = self
+            .ports
+            .users
+            .search(&UserQuery {
+                filter,
+                scope,
+                sort: request.sort.unwrap_or_default(),
+                descending: request.descending,
+                offset: request.offset,
+                limit,
+            })
+            .await?;
+        Ok(SearchResult {
+            total: page.total,
+            users: page.users,
+            applied_limit: limit,
+            sort: request.sort,
+            timestamp,
+        })
+    }
+
+    async fn readiness(&self) -> Result<(), ServiceError> {
+        self.ports.health.ping().await.map_err(ServiceError::from)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
