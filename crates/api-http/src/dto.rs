@@ -8,6 +8,7 @@ use userd_domain::authz::Role;
 use userd_domain::user::{Contact, EmailContact, PhoneContact, User, UserPatch};
 use userd_domain::values::{Email, Phone, SchemaId, UserData, UserId, Username};
 use userd_ports::ServiceError;
+use userd_ports::repository::TokenRecord;
 use userd_ports::service::{NewUser, NewUsername, OwnerType, ResourceDetails};
 use utoipa::ToSchema;
 
@@ -398,4 +399,41 @@ pub(crate) struct CreateTokenResponse {
     pub details: DetailsOut,
     pub personal_access_token_id: String,
     pub personal_access_token: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct TokenOut {
+    personal_access_token_id: String,
+    #[schema(format = DateTime)]
+    creation_date: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    expiration_date: Option<String>,
+    /// Who issued it; absent when userd did (first start, recovery, or tokens made
+    /// before issuers were recorded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issuer_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ListTokensResponse {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    result: Vec<TokenOut>,
+}
+
+impl From<&[TokenRecord]> for ListTokensResponse {
+    fn from(tokens: &[TokenRecord]) -> Self {
+        ListTokensResponse {
+            result: tokens
+                .iter()
+                .map(|token| TokenOut {
+                    personal_access_token_id: token.id.clone(),
+                    creation_date: token.created.to_rfc3339(),
+                    expiration_date: token.expires_at.map(Timestamp::to_rfc3339),
+                    issuer_id: token.issuer.as_ref().map(ToString::to_string),
+                })
+                .collect(),
+        }
+    }
 }

@@ -3,7 +3,6 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use serde::Serialize;
 use userd_ports::{ErrorKind, ServiceError};
 
 /// The gRPC status code of each kind.
@@ -159,21 +158,26 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Status<'a> {
-    code: u16,
-    message: &'a str,
-    details: [ErrorInfo<'a>; 1],
-}
-
-#[derive(Serialize)]
-struct ErrorInfo<'a> {
-    #[serde(rename = "@type")]
-    type_url: &'static str,
-    reason: &'a str,
-    domain: &'static str,
-    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
-    metadata: serde_json::Map<String, serde_json::Value>,
+/// The contract's error body: a `google.rpc.Status` with one `google.rpc.ErrorInfo`.
+pub(crate) fn status_json(
+    kind: ErrorKind,
+    reason: &str,
+    message: &str,
+    metadata: &[(&'static str, String)],
+) -> String {
+    let mut info = serde_json::json!({
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": reason,
+        "domain": "userd",
+    });
+    if !metadata.is_empty() {
+        info["metadata"] = metadata
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String(v.clone())))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+    }
+    serde_json::json!({"code": grpc_code(kind), "message": message, "details": [info]}).to_string()
 }
 
 impl ResponseError for ApiError {
@@ -197,21 +201,10 @@ impl ResponseError for ApiError {
                 tracing::error!(reason = this.reason, error = %source, cause = %chain, "request failed");
             }
         }
-        let body = Status {
-            code: grpc_code(this.kind),
-            message: &this.message,
-            details: [ErrorInfo {
-                type_url: "type.googleapis.com/google.rpc.ErrorInfo",
-                reason: this.reason,
-                domain: "userd",
-                metadata: this
-                    .metadata
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String(v.clone())))
-                    .collect(),
-            }],
-        };
-        let mut response = HttpResponse::build(status).json(body);
+        let body = status_json(this.kind, this.reason, &this.message, &this.metadata);
+        let mut response = HttpResponse::build(status)
+            .content_type(header::ContentType::json())
+            .body(body);
         let headers = response.headers_mut();
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -18,7 +18,7 @@ use crate::body::{parse_json, read_body};
 use crate::dto::{
     CreateOrganizationRequest, CreateOrganizationResponse, CreateTokenRequest, CreateTokenResponse,
     CreateUserRequest, DetailsOut, DetailsResponse, EmptyRequest, GetOrganizationResponse,
-    GetUserResponse, MemberRequest, OrganizationOut, PatchUserRequest, UserOut,
+    GetUserResponse, ListTokensResponse, MemberRequest, OrganizationOut, PatchUserRequest, UserOut,
 };
 use crate::error::ApiError;
 
@@ -277,6 +277,19 @@ pub(crate) async fn create_token(
     }))
 }
 
+#[utoipa::path(get, path = "/resources/v3alpha/users/{id}/pats", tag = "administration", params(("id" = String, Path, description = "The id of the user, 1 to 200 characters."), ("organization.orgId" = Option<String>, Query, description = "Expect the user in this organization.")), responses((status = 200, description = "The user's tokens that are not revoked (never their secrets)", body = ListTokensResponse), (status = 400, description = "Invalid input", body = crate::openapi::Status), (status = 401, description = "No or bad token", body = crate::openapi::Status), (status = 403, description = "Not allowed", body = crate::openapi::Status), (status = 404, description = "No such user", body = crate::openapi::Status)), security(("bearer" = [])))]
+pub(crate) async fn list_tokens(
+    req: HttpRequest,
+    id: web::Path<String>,
+    service: Service,
+    admin: Admin,
+) -> Answer {
+    let caller = authenticate(&req, &service).await?;
+    let target = user_ref(&req, id.into_inner())?;
+    let tokens = admin.list_tokens(&caller, &target).await?;
+    Ok(HttpResponse::Ok().json(ListTokensResponse::from(tokens.as_slice())))
+}
+
 #[utoipa::path(delete, path = "/resources/v3alpha/users/{id}/pats/{patId}", tag = "administration", params(("id" = String, Path, description = "The id of the user, 1 to 200 characters."), ("patId" = String, Path), ("organization.orgId" = Option<String>, Query, description = "Expect the user in this organization; a user of another one is then not found.")), responses((status = 200, description = "Revoked", body = DetailsResponse), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 403, description = "A role without the needed permission (code 7)", body = crate::openapi::Status), (status = 404, description = "Not found, or not visible to the caller (code 5)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
 pub(crate) async fn revoke_token(
     req: HttpRequest,
@@ -372,4 +385,18 @@ pub(crate) async fn set_instance_member(
     let (user, roles) = parse_json::<MemberRequest>(&body)?.into_parts()?;
     let member = admin.set_instance_member(&caller, &user, &roles).await?;
     Ok(details(StatusCode::OK, &member))
+}
+
+#[utoipa::path(delete, path = "/v2/instance/members/{userId}", tag = "administration", params(("userId" = String, Path)), responses((status = 200, description = "The user holds no instance role any more (IAM_OWNER only)", body = DetailsResponse), (status = 400, description = "Invalid input", body = crate::openapi::Status), (status = 401, description = "No or bad token", body = crate::openapi::Status), (status = 403, description = "Not allowed", body = crate::openapi::Status), (status = 404, description = "Not an instance member", body = crate::openapi::Status)), security(("bearer" = [])))]
+pub(crate) async fn remove_instance_member(
+    req: HttpRequest,
+    user: web::Path<String>,
+    service: Service,
+    admin: Admin,
+) -> Answer {
+    let caller = authenticate(&req, &service).await?;
+    let user = UserId::new(user.into_inner())
+        .map_err(|e| ApiError::from(ServiceError::invalid_field("userId", e)))?;
+    let removed = admin.remove_instance_member(&caller, &user).await?;
+    Ok(details(StatusCode::OK, &removed))
 }

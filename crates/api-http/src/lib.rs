@@ -3,6 +3,7 @@
 //! [`userd_ports::service::UserService`].
 
 mod body;
+mod connection;
 mod dto;
 mod error;
 mod handlers;
@@ -11,6 +12,7 @@ mod openapi;
 mod request_context;
 mod routes;
 mod search;
+mod server;
 
 pub use body::MAX_BODY_BYTES;
 pub use error::{ApiError, grpc_code, http_status};
@@ -18,6 +20,7 @@ pub use observability::Metrics;
 pub use openapi::ApiDoc;
 pub use request_context::RequestId;
 pub use routes::{Services, app, served_routes};
+pub use server::{ServerSettings, listen, serve};
 
 /// Entry points for the fuzz targets in `fuzz/`: each parses and validates one kind of
 /// request body, exactly as the handlers do, and must never panic, whatever the bytes.

@@ -232,6 +232,7 @@ impl Modify for BearerScheme {
         crate::handlers::unlock_user,
         crate::handlers::deactivate_user,
         crate::handlers::activate_user,
+        crate::handlers::list_tokens,
         crate::handlers::create_token,
         crate::handlers::revoke_token,
         crate::handlers::create_organization,
@@ -239,6 +240,7 @@ impl Modify for BearerScheme {
         crate::handlers::set_org_member,
         crate::handlers::remove_org_member,
         crate::handlers::set_instance_member,
+        crate::handlers::remove_instance_member,
     ),
     components(schemas(
         Status, ErrorInfo, Health, UserState, OwnerType, RoleName, TextFilterMethod, SortingColumn,
@@ -248,7 +250,7 @@ impl Modify for BearerScheme {
         UsernameInput, DetailsResponse, DetailsOut, OwnerOut, GetUserResponse, UserOut, SchemaOut,
         ContactOut, EmailOut, PhoneOut, AuthenticatorsOut, UsernameOut, CreateOrganizationRequest,
         CreateOrganizationResponse, GetOrganizationResponse, OrganizationOut, MemberRequest,
-        CreateTokenRequest, CreateTokenResponse,
+        CreateTokenRequest, CreateTokenResponse, ListTokensResponse, TokenOut,
     )),
     modifiers(&BearerScheme),
     tags(

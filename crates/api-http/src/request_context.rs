@@ -11,6 +11,7 @@ use actix_web::middleware::Next;
 use actix_web::{ResponseError, web};
 use tracing::Instrument;
 
+use crate::connection::Framing;
 use crate::error::{ApiError, ErrorReason};
 use crate::observability::Metrics;
 
@@ -95,6 +96,71 @@ pub(crate) struct RequestSettings {
     pub timeout: Duration,
 }
 
+const AMBIGUOUS_FRAMING: &str = "AMBIGUOUS_FRAMING";
+
+/// Requests refused whatever their route: ambiguous framing (and anything read behind it
+/// on the same connection), and paths or query strings whose escapes are not UTF-8.
+fn refuse_before_routing(req: &ServiceRequest) -> Option<ApiError> {
+    use actix_web::http::header;
+    let framing = req.conn_data::<Framing>();
+    let headers = req.headers();
+    let ambiguous = headers.contains_key(header::CONTENT_LENGTH)
+        && headers.contains_key(header::TRANSFER_ENCODING);
+    if ambiguous {
+        if let Some(framing) = framing {
+            framing.poison();
+        }
+    }
+    if ambiguous || framing.is_some_and(Framing::poisoned) {
+        return Some(ApiError::invalid(
+            AMBIGUOUS_FRAMING,
+            "a request may not carry both Content-Length and Transfer-Encoding; \
+             the connection is closed",
+        ));
+    }
+    if !escapes_are_utf8(req.path()) {
+        return Some(ApiError::invalid(
+            "INVALID_PATH",
+            "the path's percent-escapes do not decode to UTF-8",
+        ));
+    }
+    if !escapes_are_utf8(req.query_string()) {
+        return Some(ApiError::invalid(
+            "INVALID_QUERY",
+            "the query string's percent-escapes do not decode to UTF-8",
+        ));
+    }
+    None
+}
+
+/// Whether `text` decodes, percent-escapes and all, to valid UTF-8.
+fn escapes_are_utf8(text: &str) -> bool {
+    if !text.contains('%') {
+        return true;
+    }
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    std::str::from_utf8(&decoded).is_ok()
+}
+
 pub(crate) async fn request_context(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -117,11 +183,22 @@ pub(crate) async fn request_context(
         method = %method,
         user_id = tracing::field::Empty,
     );
-    let mut response = match next.call(req).instrument(span.clone()).await {
-        Ok(response) => response,
-        Err(error) => {
-            tracing::warn!(parent: &span, error = %error, "request failed before a response");
-            return Err(error);
+    let mut response = if let Some(refusal) = refuse_before_routing(&req) {
+        let (request, _) = req.into_parts();
+        let mut answer = refusal.error_response();
+        if refusal.reason() == AMBIGUOUS_FRAMING {
+            answer
+                .head_mut()
+                .set_connection_type(actix_http::ConnectionType::Close);
+        }
+        ServiceResponse::new(request, answer).map_into_right_body()
+    } else {
+        match next.call(req).instrument(span.clone()).await {
+            Ok(response) => response.map_into_left_body(),
+            Err(error) => {
+                tracing::warn!(parent: &span, error = %error, "request failed before a response");
+                return Err(error);
+            }
         }
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {

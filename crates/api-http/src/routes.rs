@@ -104,6 +104,9 @@ pub(crate) fn routes() -> Vec<RouteSpec> {
         spec(M::POST, "/resources/v3alpha/users/{id}/_activate", || {
             web::post().to(activate_user)
         }),
+        spec(M::GET, "/resources/v3alpha/users/{id}/pats", || {
+            web::get().to(list_tokens)
+        }),
         spec(M::POST, "/resources/v3alpha/users/{id}/pats", || {
             web::post().to(create_token)
         }),
@@ -128,6 +131,9 @@ pub(crate) fn routes() -> Vec<RouteSpec> {
         ),
         spec(M::POST, "/v2/instance/members", || {
             web::post().to(set_instance_member)
+        }),
+        spec(M::DELETE, "/v2/instance/members/{userId}", || {
+            web::delete().to(remove_instance_member)
         }),
     ]
 }

@@ -26,8 +26,11 @@ fn caller() -> Caller {
     Caller {
         user_id: UserId::new("admin").unwrap(),
         org_id: OrgId::new("org").unwrap(),
-        instance_roles: RoleSet::new([Role::IamOwner]),
-        org_roles: BTreeMap::new(),
+        roles: userd_domain::authz::Memberships {
+            instance: RoleSet::new([Role::IamOwner]),
+            organizations: BTreeMap::new(),
+        },
+        ceiling: None,
     }
 }
 
@@ -918,7 +921,7 @@ async fn escalation_and_missing_records_map_to_403_and_404() {
         ),
         (
             || ServiceError::MemberNotFound {
-                org_id: "42".into(),
+                org_id: Some("42".into()),
                 user_id: "u7".into(),
             },
             StatusCode::NOT_FOUND,
@@ -1106,4 +1109,91 @@ async fn if_match_reaches_the_use_case_and_a_mismatch_is_412() {
     assert_eq!(status, StatusCode::PRECONDITION_FAILED);
     assert_error(&body, 9, "ETAG_MISMATCH");
     assert_eq!(body["details"][0]["metadata"]["currentEtag"], "\"5\"");
+}
+
+#[actix_web::test]
+async fn tokens_are_listed_without_secrets_and_instance_roles_removed() {
+    let mut admin = MockAdminService::new();
+    admin
+        .expect_list_tokens()
+        .withf(|_, target| target.id.as_str() == "69629012906488334")
+        .times(1)
+        .returning(|_, _| {
+            Ok(vec![
+                userd_ports::repository::TokenRecord {
+                    id: "p1".into(),
+                    created: Timestamp::from_unix_micros(1_732_292_825_645_000),
+                    expires_at: Some(Timestamp::from_unix_micros(1_893_456_000_000_000)),
+                    issuer: Some(UserId::new("owner").unwrap()),
+                },
+                userd_ports::repository::TokenRecord {
+                    id: "p2".into(),
+                    created: Timestamp::from_unix_micros(1_732_292_826_000_000),
+                    expires_at: None,
+                    issuer: None,
+                },
+            ])
+        });
+    admin
+        .expect_remove_instance_member()
+        .withf(|_, user| user.as_str() == "ops")
+        .times(1)
+        .returning(|_, _| Ok(instance_details("ops")));
+    let admin = Arc::new(admin);
+    let metrics = Arc::new(Metrics::new().unwrap());
+    let served = test::init_service(app(Services::new(
+        Arc::new(service()),
+        admin.clone(),
+        metrics,
+    )))
+    .await;
+    let response = test::call_service(
+        &served,
+        authorized(Method::GET, &format!("{USER}/pats")).to_request(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = test::read_body_json(response).await;
+    assert_eq!(
+        body,
+        json!({"result": [
+            {"personalAccessTokenId": "p1", "creationDate": "2024-11-22T16:27:05.645Z",
+             "expirationDate": "2030-01-01T00:00:00Z", "issuerId": "owner"},
+            {"personalAccessTokenId": "p2", "creationDate": "2024-11-22T16:27:06Z"}
+        ]})
+    );
+    let response = test::call_service(
+        &served,
+        authorized(Method::DELETE, "/v2/instance/members/ops").to_request(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn conflicting_framing_and_non_utf8_escapes_are_refused_before_routing() {
+    let request = authorized(Method::POST, "/resources/v3alpha/users")
+        .insert_header((header::CONTENT_LENGTH, "2"))
+        .insert_header((header::TRANSFER_ENCODING, "chunked"))
+        .set_payload("{}");
+    let mut never = MockUserService::new();
+    never.expect_create_user().never();
+    // That the connection closes is seen on the wire (crates/userd/tests/security.rs).
+    let (status, _, body) = call(never, request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&body, 3, "AMBIGUOUS_FRAMING");
+
+    for (uri, reason) in [
+        ("/resources/v3alpha/users/%FF", "INVALID_PATH"),
+        (
+            "/resources/v3alpha/users/x?organization.orgId=%C3",
+            "INVALID_QUERY",
+        ),
+    ] {
+        let mut never = MockUserService::new();
+        never.expect_get_user().never();
+        let (status, _, body) = call(never, authorized(Method::GET, uri)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        assert_error(&body, 3, reason);
+    }
 }

@@ -1,11 +1,43 @@
-//! The authorization steps the use cases share, in the contract's order.
+//! The authorization steps the use cases share, in the contract's order: a resource the
+//! caller has no role for is not found; a role without the permission is denied; acting
+//! on a user needs covering every permission that user holds.
 
 use userd_domain::authz::{AccessError, Caller, Permission};
 use userd_domain::user::User;
+use userd_domain::values::OrgId;
 use userd_ports::error::ServiceError;
 use userd_ports::service::UserRef;
 
 use crate::UseCases;
+
+/// The contract's answer to an access error: invisible is `not_found`, else denied.
+pub(crate) fn refuse(error: AccessError, not_found: impl FnOnce() -> ServiceError) -> ServiceError {
+    match error {
+        AccessError::NotVisible => not_found(),
+        AccessError::Denied(permission) => ServiceError::PermissionDenied { permission },
+    }
+}
+
+/// Denied unless `holds`.
+pub(crate) fn require(holds: bool, permission: Permission) -> Result<(), ServiceError> {
+    if holds {
+        Ok(())
+    } else {
+        Err(ServiceError::PermissionDenied { permission })
+    }
+}
+
+/// The caller may do `permission` on anything of `org`; invisible is `not_found`.
+pub(crate) fn authorize_in(
+    caller: &Caller,
+    org: &OrgId,
+    permission: Permission,
+    not_found: impl FnOnce() -> ServiceError,
+) -> Result<(), ServiceError> {
+    caller
+        .authorize(org, permission)
+        .map_err(|error| refuse(error, not_found))
+}
 
 impl UseCases {
     /// Loads a live user the caller may act on with `permission`.
@@ -32,12 +64,28 @@ impl UseCases {
         {
             return Err(not_found());
         }
-        match caller.authorize(&user.org_id, permission) {
-            Ok(()) => Ok(user),
-            Err(AccessError::NotVisible) => Err(not_found()),
-            Err(AccessError::Denied(permission)) => {
-                Err(ServiceError::PermissionDenied { permission })
-            }
+        authorize_in(caller, &user.org_id, permission, not_found)?;
+        Ok(user)
+    }
+
+    /// Writing to a user (or managing its tokens) needs holding every permission the user
+    /// holds, so nobody acts on someone above them. Acting on oneself is allowed.
+    pub(crate) async fn ensure_covers(
+        &self,
+        caller: &Caller,
+        user: &User,
+    ) -> Result<(), ServiceError> {
+        // Nothing to look up when the answer cannot be no.
+        if caller.user_id == user.id || caller.holds_everything() {
+            return Ok(());
+        }
+        let held = self.ports.members.memberships_of(&user.id).await?;
+        if caller.covers(&held.grants()) {
+            Ok(())
+        } else {
+            Err(ServiceError::PrivilegeEscalation(
+                "the caller does not hold every permission of this user",
+            ))
         }
     }
 }

@@ -8,14 +8,15 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use userd_domain::Timestamp;
-use userd_domain::authz::{Caller, Memberships, Permission, Role, RoleScope, RoleSet};
+use userd_domain::authz::{Caller, Grants, Permission, Role, RoleScope, RoleSet};
 use userd_domain::values::{OrgId, OrganizationName, UserId};
 use userd_ports::admin::{AdminService, IssuedToken, OrganizationView};
 use userd_ports::error::{ServiceError, StoreError};
-use userd_ports::repository::{NewToken, Organization, RecordTimes};
+use userd_ports::repository::{NewToken, Organization, RecordTimes, TokenRecord};
 use userd_ports::service::{Owner, OwnerType, ResourceDetails, UserRef};
 
 use crate::UseCases;
+use crate::access::require;
 use crate::tokens::generate_token;
 
 const ESCALATION: &str = "the caller does not hold every permission this would grant";
@@ -83,14 +84,6 @@ impl UseCases {
             .ok_or_else(not_found)
     }
 
-    fn require(&self, holds: bool, permission: Permission) -> Result<(), ServiceError> {
-        if holds {
-            Ok(())
-        } else {
-            Err(ServiceError::PermissionDenied { permission })
-        }
-    }
-
     /// The caller may add and remove members of `org`, which exists.
     async fn authorize_member_management(
         &self,
@@ -98,19 +91,24 @@ impl UseCases {
         org: &OrgId,
     ) -> Result<(), ServiceError> {
         self.visible_organization(caller, org).await?;
-        self.require(
+        require(
             caller.permissions_in(org).contains(Permission::MemberWrite),
             Permission::MemberWrite,
         )
     }
 
-    fn require_instance(&self, caller: &Caller) -> Result<(), ServiceError> {
-        self.require(
-            caller
-                .instance_permissions()
-                .contains(Permission::InstanceWrite),
-            Permission::InstanceWrite,
-        )
+    /// A live user the caller may read, else not found: nobody learns through the
+    /// members routes which ids exist where they cannot look.
+    async fn visible_user(&self, caller: &Caller, user: &UserId) -> Result<(), ServiceError> {
+        self.load_authorized(caller, &UserRef::new(user.clone()), Permission::UserRead)
+            .await
+            .map(drop)
+            .map_err(|error| match error {
+                ServiceError::PermissionDenied { .. } => ServiceError::UserNotFound {
+                    user_id: user.to_string(),
+                },
+                other => other,
+            })
     }
 
     /// The user's organization after checking the caller may manage the user's tokens
@@ -123,14 +121,18 @@ impl UseCases {
         let user = self
             .load_authorized(caller, target, Permission::TokenWrite)
             .await?;
-        let held = self.ports.members.memberships_of(&user.id).await?;
-        if !caller.covers(&held) {
-            return Err(ServiceError::PrivilegeEscalation(
-                "the caller does not hold every permission of this user",
-            ));
-        }
+        self.ensure_covers(caller, &user).await?;
         Ok(user.org_id)
     }
+}
+
+fn require_instance(caller: &Caller) -> Result<(), ServiceError> {
+    require(
+        caller
+            .instance_permissions()
+            .contains(Permission::InstanceWrite),
+        Permission::InstanceWrite,
+    )
 }
 
 fn not_found_member(error: StoreError, org: &OrgId, user: &UserId) -> ServiceError {
@@ -152,7 +154,7 @@ impl AdminService for UseCases {
         caller: &Caller,
         name: &str,
     ) -> Result<ResourceDetails, ServiceError> {
-        self.require_instance(caller)?;
+        require_instance(caller)?;
         let name =
             OrganizationName::new(name).map_err(|e| ServiceError::invalid_field("name", e))?;
         let now = self.ports.clock.now();
@@ -216,9 +218,10 @@ impl AdminService for UseCases {
     ) -> Result<ResourceDetails, ServiceError> {
         let roles = check_roles(roles, RoleScope::Organization)?;
         self.authorize_member_management(caller, org).await?;
-        let grant = Memberships {
-            instance: RoleSet::default(),
-            organizations: BTreeMap::from([(org.clone(), roles.clone())]),
+        self.visible_user(caller, user).await?;
+        let grant = Grants {
+            instance: Default::default(),
+            organizations: BTreeMap::from([(org.clone(), roles.permissions())]),
         };
         if !caller.covers(&grant) {
             return Err(ServiceError::PrivilegeEscalation(ESCALATION));
@@ -246,7 +249,7 @@ impl AdminService for UseCases {
             .remove_org_member(org, user, self.ports.clock.now())
             .await?
             .ok_or_else(|| ServiceError::MemberNotFound {
-                org_id: org.to_string(),
+                org_id: Some(org.to_string()),
                 user_id: user.to_string(),
             })?;
         self.ports.authenticator.forget_user(user);
@@ -259,10 +262,10 @@ impl AdminService for UseCases {
         user: &UserId,
         roles: &[Role],
     ) -> Result<ResourceDetails, ServiceError> {
-        self.require_instance(caller)?;
+        require_instance(caller)?;
         let roles = check_roles(roles, RoleScope::Instance)?;
-        let grant = Memberships {
-            instance: roles.clone(),
+        let grant = Grants {
+            instance: roles.permissions(),
             organizations: BTreeMap::new(),
         };
         if !caller.covers(&grant) {
@@ -278,6 +281,25 @@ impl AdminService for UseCases {
                     user_id: user.to_string(),
                 },
                 other => other.into(),
+            })?;
+        self.ports.authenticator.forget_user(user);
+        Ok(member_details(user, self.instance_owner(), times))
+    }
+
+    async fn remove_instance_member(
+        &self,
+        caller: &Caller,
+        user: &UserId,
+    ) -> Result<ResourceDetails, ServiceError> {
+        require_instance(caller)?;
+        let times = self
+            .ports
+            .members
+            .remove_instance_member(user, self.ports.clock.now())
+            .await?
+            .ok_or_else(|| ServiceError::MemberNotFound {
+                org_id: None,
+                user_id: user.to_string(),
             })?;
         self.ports.authenticator.forget_user(user);
         Ok(member_details(user, self.instance_owner(), times))
@@ -299,12 +321,21 @@ impl AdminService for UseCases {
             });
         }
         let (token, hash) = generate_token().map_err(|e| ServiceError::Internal(Box::new(e)))?;
+        // A token made by someone else carries at most what its issuer holds now; one
+        // made for oneself keeps the ceiling the issuing token is under, if any.
+        let ceiling = if caller.user_id == target.id {
+            caller.ceiling.clone()
+        } else {
+            Some(caller.grants())
+        };
         let record = NewToken {
             id: self.ports.ids.next_id(),
             user_id: target.id.clone(),
             hash,
             expires_at,
             created: now,
+            issuer: Some(caller.user_id.clone()),
+            ceiling,
         };
         self.ports.tokens.create_token(&record).await?;
         Ok(IssuedToken {
@@ -318,6 +349,15 @@ impl AdminService for UseCases {
             token_id: record.id,
             token,
         })
+    }
+
+    async fn list_tokens(
+        &self,
+        caller: &Caller,
+        target: &UserRef,
+    ) -> Result<Vec<TokenRecord>, ServiceError> {
+        self.authorize_token_management(caller, target).await?;
+        Ok(self.ports.tokens.tokens_of(&target.id).await?)
     }
 
     async fn revoke_token(

@@ -169,8 +169,11 @@ mod tests {
             caller: Caller {
                 user_id: UserId::new(user).unwrap(),
                 org_id: OrgId::new("o").unwrap(),
-                instance_roles: RoleSet::default(),
-                org_roles: BTreeMap::new(),
+                roles: userd_domain::authz::Memberships {
+                    instance: RoleSet::default(),
+                    organizations: BTreeMap::new(),
+                },
+                ceiling: None,
             },
             expires_at: expires_at.map(Timestamp::from_unix_micros),
         }

@@ -101,6 +101,9 @@ pub async fn issue_admin_token(
             hash,
             expires_at,
             created: now,
+            // Issued by the operator through userd itself, for the user's own roles.
+            issuer: None,
+            ceiling: None,
         })
         .await?;
     Ok(RecoveredAccess {

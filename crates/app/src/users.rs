@@ -5,9 +5,9 @@
 //! role without the permission: denied), the state machine's guard, then the write.
 
 use async_trait::async_trait;
-use userd_domain::authz::{AccessError, Caller, Permission};
+use userd_domain::authz::{Caller, Permission};
 use userd_domain::user::{Command, Refusal, User, UserCreated, UserEvent, UsernameEntry};
-use userd_domain::values::{MAX_USERNAMES_PER_USER, OrgId, UserId, UsernameId};
+use userd_domain::values::{MAX_USERNAMES_PER_USER, OrgId, UserId, UsernameId, check_plain_text};
 
 use userd_ports::error::{ServiceError, StoreError};
 
@@ -20,6 +20,7 @@ use userd_ports::service::{
 };
 
 use crate::UseCases;
+use crate::access::authorize_in;
 use crate::tokens::hash_token;
 
 impl UseCases {
@@ -93,7 +94,12 @@ fn invalid_filter(reason: &'static str, message: String) -> ServiceError {
 
 /// The contract's limits on a filter tree.
 fn check_filters(filters: &[Filter]) -> Result<(), ServiceError> {
-    fn no_empty_combinator(filter: &Filter) -> Result<(), ServiceError> {
+    /// No empty combinator, and no control character in any value.
+    fn well_formed(filter: &Filter) -> Result<(), ServiceError> {
+        let plain = |text: &str| {
+            check_plain_text(text, "a filter value", "INVALID_FILTER")
+                .map_err(|e| invalid_filter(e.reason, e.message))
+        };
         match filter {
             Filter::And(children) | Filter::Or(children) if children.is_empty() => {
                 Err(invalid_filter(
@@ -102,10 +108,16 @@ fn check_filters(filters: &[Filter]) -> Result<(), ServiceError> {
                 ))
             }
             Filter::And(children) | Filter::Or(children) => {
-                children.iter().try_for_each(no_empty_combinator)
+                children.iter().try_for_each(well_formed)
             }
-            Filter::Not(child) => no_empty_combinator(child),
-            _ => Ok(()),
+            Filter::Not(child) => well_formed(child),
+            Filter::UserId(text)
+            | Filter::OrganizationId(text)
+            | Filter::Email(text)
+            | Filter::Phone(text)
+            | Filter::Username { text, .. } => plain(&text.value),
+            Filter::SchemaId(id) => plain(id),
+            Filter::State(_) => Ok(()),
         }
     }
     let (mut depth, mut count) = (0, 0);
@@ -126,7 +138,7 @@ fn check_filters(filters: &[Filter]) -> Result<(), ServiceError> {
             format!("at most {MAX_FILTERS} filters in all, got {count}"),
         ));
     }
-    filters.iter().try_for_each(no_empty_combinator)
+    filters.iter().try_for_each(well_formed)
 }
 
 /// The organizations whose users the caller may read, narrowed to `only` when given.
@@ -139,8 +151,7 @@ fn read_scope(caller: &Caller, only: Option<&OrgId>) -> ReadScope {
         None if everything => ReadScope::Everything,
         None => ReadScope::Organizations(
             caller
-                .org_roles
-                .keys()
+                .organizations()
                 .filter(|org| readable(org))
                 .cloned()
                 .collect(),
@@ -177,17 +188,11 @@ impl UserService for UseCases {
         new_user: NewUser,
     ) -> Result<ResourceDetails, ServiceError> {
         let org_id = org.unwrap_or_else(|| caller.org_id.clone());
-        match caller.authorize(&org_id, Permission::UserWrite) {
-            Ok(()) => {}
-            Err(AccessError::NotVisible) => {
-                return Err(ServiceError::OrganizationNotFound {
-                    org_id: org_id.to_string(),
-                });
+        authorize_in(caller, &org_id, Permission::UserWrite, || {
+            ServiceError::OrganizationNotFound {
+                org_id: org_id.to_string(),
             }
-            Err(AccessError::Denied(permission)) => {
-                return Err(ServiceError::PermissionDenied { permission });
-            }
-        }
+        })?;
         check_usernames(&new_user.usernames)?;
 
         let client_chose_id = new_user.user_id.is_some();
@@ -240,6 +245,9 @@ impl UserService for UseCases {
         let permission = permission_for(&command);
         for attempt in 1..=self.write_attempts {
             let user = self.load_authorized(caller, target, permission).await?;
+            if attempt == 1 {
+                self.ensure_covers(caller, &user).await?;
+            }
             // The client's precondition comes after authorization (a stranger learns
             // nothing) and before the state machine.
             if let Some(condition) = &target.if_match {

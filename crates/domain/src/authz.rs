@@ -126,8 +126,14 @@ impl fmt::Display for Role {
 pub struct PermissionSet(u8);
 
 impl PermissionSet {
+    pub const EMPTY: PermissionSet = PermissionSet(0);
+
     pub fn of(permissions: &[Permission]) -> Self {
         PermissionSet(permissions.iter().fold(0, |bits, p| bits | p.bit()))
+    }
+
+    pub fn all() -> Self {
+        PermissionSet::of(&Permission::ALL)
     }
 
     pub fn contains(self, permission: Permission) -> bool {
@@ -142,8 +148,29 @@ impl PermissionSet {
         PermissionSet(self.0 | other.0)
     }
 
+    pub fn intersection(self, other: PermissionSet) -> Self {
+        PermissionSet(self.0 & other.0)
+    }
+
     pub fn is_empty(self) -> bool {
         self.0 == 0
+    }
+
+    /// The permissions in the set, in [`Permission::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Permission> {
+        Permission::ALL
+            .into_iter()
+            .filter(move |p| self.contains(*p))
+    }
+}
+
+impl FromIterator<Permission> for PermissionSet {
+    fn from_iter<I: IntoIterator<Item = Permission>>(permissions: I) -> Self {
+        permissions
+            .into_iter()
+            .fold(PermissionSet::EMPTY, |set, p| {
+                set.union(PermissionSet::of(&[p]))
+            })
     }
 }
 
@@ -185,16 +212,87 @@ impl Memberships {
     pub fn is_empty(&self) -> bool {
         self.instance.is_empty() && self.organizations.values().all(RoleSet::is_empty)
     }
+
+    /// The permissions these roles carry, scope by scope.
+    pub fn grants(&self) -> Grants {
+        Grants {
+            instance: self.instance.permissions(),
+            organizations: self
+                .organizations
+                .iter()
+                .map(|(org, roles)| (org.clone(), roles.permissions()))
+                .filter(|(_, permissions)| !permissions.is_empty())
+                .collect(),
+        }
+    }
 }
 
-/// The authenticated caller of a request, with every role it holds.
+/// Permissions held on the instance (so in every organization) and in single
+/// organizations: what roles carry, or what a token may carry at most.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Grants {
+    pub instance: PermissionSet,
+    pub organizations: BTreeMap<OrgId, PermissionSet>,
+}
+
+impl Grants {
+    /// Everything, everywhere: the grants of `IAM_OWNER`.
+    pub fn everything() -> Grants {
+        Grants {
+            instance: PermissionSet::all(),
+            organizations: BTreeMap::new(),
+        }
+    }
+
+    /// The permissions that apply in organization `org`: the instance's and its own.
+    pub fn permissions_in(&self, org: &OrgId) -> PermissionSet {
+        let own = self.organizations.get(org).copied().unwrap_or_default();
+        self.instance.union(own)
+    }
+
+    /// What both grant, scope by scope: a permission in an organization survives when
+    /// each side holds it there (or on the instance).
+    pub fn intersection(&self, other: &Grants) -> Grants {
+        let orgs = self.organizations.keys().chain(other.organizations.keys());
+        Grants {
+            instance: self.instance.intersection(other.instance),
+            organizations: orgs
+                .map(|org| {
+                    let both = self
+                        .permissions_in(org)
+                        .intersection(other.permissions_in(org));
+                    (org.clone(), both)
+                })
+                .filter(|(_, permissions)| !permissions.is_empty())
+                .collect(),
+        }
+    }
+
+    /// Whether these grants hold every permission `target` carries. Instance-wide
+    /// permissions can only be covered by instance-wide ones: a role in one organization
+    /// never reaches the others.
+    pub fn covers(&self, target: &Grants) -> bool {
+        self.instance.is_superset_of(target.instance)
+            && target
+                .organizations
+                .iter()
+                .all(|(org, wanted)| self.permissions_in(org).is_superset_of(*wanted))
+    }
+}
+
+/// The authenticated caller of a request: the roles its user holds and, for a token
+/// issued by someone else, the ceiling that token acts under.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
     pub user_id: UserId,
     /// The organization the caller's user belongs to.
     pub org_id: OrgId,
-    pub instance_roles: RoleSet,
-    pub org_roles: BTreeMap<OrgId, RoleSet>,
+    /// Every role the caller's user holds now.
+    pub roles: Memberships,
+    /// What the token's issuer held when issuing it, when the issuer was not the token's
+    /// own user. The caller acts with its roles' permissions cut down to these, so a role
+    /// granted to the user later never flows to a token somebody else holds.
+    pub ceiling: Option<Grants>,
 }
 
 /// Why a caller may not act on a resource.
@@ -209,46 +307,72 @@ pub enum AccessError {
 }
 
 impl Caller {
-    /// Whether the caller holds any role that reaches organization `org`.
+    /// A caller acting with exactly its user's roles.
+    pub fn new(user_id: UserId, org_id: OrgId, roles: Memberships) -> Caller {
+        Caller {
+            user_id,
+            org_id,
+            roles,
+            ceiling: None,
+        }
+    }
+
+    /// What the caller may do, scope by scope: its roles' permissions within its ceiling.
+    pub fn grants(&self) -> Grants {
+        let held = self.roles.grants();
+        match &self.ceiling {
+            Some(ceiling) => held.intersection(ceiling),
+            None => held,
+        }
+    }
+
+    /// Whether the caller holds any permission that reaches organization `org`.
     pub fn sees(&self, org: &OrgId) -> bool {
-        !self.instance_roles.is_empty() || self.org_roles.get(org).is_some_and(|r| !r.is_empty())
+        !self.permissions_in(org).is_empty()
     }
 
     /// Every permission the caller holds in organization `org`.
     pub fn permissions_in(&self, org: &OrgId) -> PermissionSet {
-        let in_org = self
-            .org_roles
-            .get(org)
-            .map(RoleSet::permissions)
-            .unwrap_or_default();
-        self.instance_roles.permissions().union(in_org)
+        let held = self.roles.grants().permissions_in(org);
+        match &self.ceiling {
+            Some(ceiling) => held.intersection(ceiling.permissions_in(org)),
+            None => held,
+        }
     }
 
     /// Every permission the caller holds on the instance (in every organization at once).
     pub fn instance_permissions(&self) -> PermissionSet {
-        self.instance_roles.permissions()
+        let held = self.roles.instance.permissions();
+        match &self.ceiling {
+            Some(ceiling) => held.intersection(ceiling.instance),
+            None => held,
+        }
+    }
+
+    /// Whether the caller holds every permission everywhere, and so covers anybody.
+    pub fn holds_everything(&self) -> bool {
+        self.instance_permissions() == PermissionSet::all()
+    }
+
+    /// The organizations where the caller holds something through an organization role
+    /// (instance roles reach every organization and are not listed).
+    pub fn organizations(&self) -> impl Iterator<Item = &OrgId> {
+        self.roles.organizations.keys()
     }
 
     /// Whether the caller already holds every permission `target` carries, so that
-    /// granting it, or acting with it, raises nobody above the caller.
-    ///
-    /// Instance-wide permissions can only be covered by instance-wide permissions: a role
-    /// in one organization never reaches the others.
-    pub fn covers(&self, target: &Memberships) -> bool {
-        self.instance_permissions()
-            .is_superset_of(target.instance.permissions())
-            && target
-                .organizations
-                .iter()
-                .all(|(org, roles)| self.permissions_in(org).is_superset_of(roles.permissions()))
+    /// granting it, or acting on someone who holds it, raises nobody above the caller.
+    pub fn covers(&self, target: &Grants) -> bool {
+        self.holds_everything() || self.grants().covers(target)
     }
 
     /// The contract's decision for an operation needing `permission` on a resource of `org`.
     pub fn authorize(&self, org: &OrgId, permission: Permission) -> Result<(), AccessError> {
-        if !self.sees(org) {
+        let held = self.permissions_in(org);
+        if held.is_empty() {
             return Err(AccessError::NotVisible);
         }
-        if !self.permissions_in(org).contains(permission) {
+        if !held.contains(permission) {
             return Err(AccessError::Denied(permission));
         }
         Ok(())
@@ -263,16 +387,22 @@ mod tests {
         OrgId::new(id).unwrap()
     }
 
-    fn caller(instance: &[Role], in_org: &[(&str, &[Role])]) -> Caller {
-        Caller {
-            user_id: UserId::new("caller").unwrap(),
-            org_id: org("home"),
-            instance_roles: RoleSet::new(instance.iter().copied()),
-            org_roles: in_org
+    fn memberships(instance: &[Role], in_org: &[(&str, &[Role])]) -> Memberships {
+        Memberships {
+            instance: RoleSet::new(instance.iter().copied()),
+            organizations: in_org
                 .iter()
                 .map(|(id, roles)| (org(id), RoleSet::new(roles.iter().copied())))
                 .collect(),
         }
+    }
+
+    fn caller(instance: &[Role], in_org: &[(&str, &[Role])]) -> Caller {
+        Caller::new(
+            UserId::new("caller").unwrap(),
+            org("home"),
+            memberships(instance, in_org),
+        )
     }
 
     #[test]
@@ -308,17 +438,12 @@ mod tests {
 
     #[test]
     fn nobody_covers_more_than_they_hold() {
-        let memberships = |instance: &[Role], in_org: &[(&str, &[Role])]| Memberships {
-            instance: RoleSet::new(instance.iter().copied()),
-            organizations: in_org
-                .iter()
-                .map(|(id, roles)| (org(id), RoleSet::new(roles.iter().copied())))
-                .collect(),
-        };
+        let memberships =
+            |instance: &[Role], in_org: &[(&str, &[Role])]| memberships(instance, in_org).grants();
         let org_owner = caller(&[], &[("a", &[Role::OrgOwner])]);
         assert!(org_owner.covers(&memberships(&[], &[("a", &[Role::OrgOwner])])));
         assert!(org_owner.covers(&memberships(&[], &[("a", &[Role::OrgUserViewer])])));
-        assert!(org_owner.covers(&Memberships::default()));
+        assert!(org_owner.covers(&Grants::default()));
         assert!(
             !org_owner.covers(&memberships(&[Role::IamUserManager], &[])),
             "instance-wide"
@@ -363,5 +488,65 @@ mod tests {
             assert_eq!(Role::parse(role.as_str()), Some(role));
         }
         assert_eq!(Role::parse("ROOT"), None);
+    }
+
+    #[test]
+    fn a_token_issued_by_someone_else_never_exceeds_its_ceiling() {
+        // The token was issued by an ORG_OWNER of "a"; its user was made IAM_OWNER later.
+        let mut capped = caller(&[Role::IamOwner], &[]);
+        capped.ceiling = Some(memberships(&[], &[("a", &[Role::OrgOwner])]).grants());
+        assert_eq!(
+            capped.authorize(&org("b"), Permission::UserRead),
+            Err(AccessError::NotVisible),
+            "another organization stays invisible"
+        );
+        assert_eq!(capped.authorize(&org("a"), Permission::TokenWrite), Ok(()));
+        assert_eq!(
+            capped.authorize(&org("a"), Permission::InstanceWrite),
+            Err(AccessError::Denied(Permission::InstanceWrite))
+        );
+        assert!(capped.instance_permissions().is_empty());
+        assert!(!capped.holds_everything());
+        assert!(!capped.covers(&memberships(&[Role::IamOwner], &[]).grants()));
+        assert!(capped.covers(&memberships(&[], &[("a", &[Role::OrgUserManager])]).grants()));
+
+        // A ceiling never adds: a viewer's token issued by an owner stays a viewer's.
+        let mut viewer = caller(&[], &[("a", &[Role::OrgUserViewer])]);
+        viewer.ceiling = Some(Grants::everything());
+        assert_eq!(
+            viewer.permissions_in(&org("a")),
+            Role::OrgUserViewer.permissions()
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn effective_grants_are_within_roles_and_ceiling(
+            user_instance in proptest::collection::vec(0..5usize, 0..3),
+            user_org in proptest::collection::vec((0..3usize, 2..5usize), 0..4),
+            cap_instance in proptest::collection::vec(0..5usize, 0..3),
+            cap_org in proptest::collection::vec((0..3usize, 0..5usize), 0..4),
+        ) {
+            let orgs = ["a", "b", "c"];
+            let roles = |instance: &[usize], in_org: &[(usize, usize)]| Memberships {
+                instance: RoleSet::new(instance.iter().map(|i| Role::ALL[*i])),
+                organizations: in_org
+                    .iter()
+                    .map(|(o, r)| (org(orgs[*o]), RoleSet::new([Role::ALL[*r]])))
+                    .collect(),
+            };
+            let held = roles(&user_instance, &user_org);
+            let ceiling = roles(&cap_instance, &cap_org).grants();
+            let mut capped = Caller::new(UserId::new("u").unwrap(), org("a"), held.clone());
+            capped.ceiling = Some(ceiling.clone());
+            for name in orgs {
+                let o = org(name);
+                let effective = capped.permissions_in(&o);
+                proptest::prop_assert!(held.grants().permissions_in(&o).is_superset_of(effective));
+                proptest::prop_assert!(ceiling.permissions_in(&o).is_superset_of(effective));
+            }
+            proptest::prop_assert!(ceiling.covers(&capped.grants()));
+            proptest::prop_assert!(held.grants().covers(&capped.grants()));
+        }
     }
 }

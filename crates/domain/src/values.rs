@@ -32,6 +32,19 @@ pub const MAX_DATA_BYTES: usize = 64 * 1024;
 /// Usernames a single user may hold; generous for aliases, small enough to bound a row.
 pub const MAX_USERNAMES_PER_USER: usize = 20;
 
+/// The rule for every text a client sends, except inside `data`: no U+0000 nor any other
+/// control character. Both backends then store and compare exactly what was sent
+/// (PostgreSQL refuses NUL; SQLite would cut a pattern short at it).
+pub fn check_plain_text(text: &str, what: &str, reason: &'static str) -> Result<(), InvalidValue> {
+    if text.chars().any(char::is_control) {
+        return Err(InvalidValue::new(
+            reason,
+            format!("{what} must not contain control characters"),
+        ));
+    }
+    Ok(())
+}
+
 fn check_text(
     text: &str,
     what: &str,
@@ -45,17 +58,14 @@ fn check_text(
             format!("{what} must be 1 to {max_chars} characters long, got {chars}"),
         ));
     }
-    if text.chars().any(char::is_control) {
-        return Err(InvalidValue::new(
-            reason,
-            format!("{what} must not contain control characters"),
-        ));
-    }
-    Ok(())
+    check_plain_text(text, what, reason)
 }
 
 macro_rules! identifier {
     ($(#[$doc:meta])* $name:ident, $what:literal, $reason:literal) => {
+        identifier!($(#[$doc])* $name, $what, $reason, |_value: &str| Ok(()));
+    };
+    ($(#[$doc:meta])* $name:ident, $what:literal, $reason:literal, $extra:expr) => {
         $(#[$doc])*
         #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -67,6 +77,8 @@ macro_rules! identifier {
             pub fn new(value: impl Into<String>) -> Result<Self, InvalidValue> {
                 let value = value.into();
                 check_text(&value, $what, MAX_ID_CHARS, $reason)?;
+                let extra: fn(&str) -> Result<(), InvalidValue> = $extra;
+                extra(&value)?;
                 Ok($name(value))
             }
 
@@ -102,9 +114,19 @@ macro_rules! identifier {
 
 identifier!(
     /// A user's id: chosen by the client (1 to 200 characters) or made by the server.
+    /// Never beginning with `_`, which names actions in paths (`_search`, `_lock`).
     UserId,
     "a user id",
-    "INVALID_USER_ID"
+    "INVALID_USER_ID",
+    |value: &str| {
+        if value.starts_with('_') {
+            return Err(InvalidValue::new(
+                "INVALID_USER_ID",
+                "a user id must not begin with '_' (reserved for actions such as _search)",
+            ));
+        }
+        Ok(())
+    }
 );
 identifier!(
     /// An organization's id.
@@ -152,15 +174,43 @@ impl OrganizationName {
     }
 }
 
-/// A login name. Uniqueness is decided on [`Username::key`], so `Ada` and `ada` clash.
+/// A login name, kept as the client wrote it. Two usernames are the same name when their
+/// [`Username::key`]s are equal: `Ada` and `ada`, `josé` composed and decomposed, and
+/// fullwidth `ｂｏｓｓ` and `boss` each clash.
+///
+/// Names that only look alike are refused at the door: leading or trailing spaces, and
+/// invisible formatting characters (zero-width spaces and joiners, bidirectional
+/// controls, and the rest of Unicode's "format" category).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Username(String);
 
 impl Username {
+    pub const REASON: &'static str = "INVALID_USERNAME";
+
     pub fn new(value: impl Into<String>) -> Result<Self, InvalidValue> {
+        use unicode_normalization::UnicodeNormalization;
+        use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
         let value = value.into();
-        check_text(&value, "a username", MAX_USERNAME_CHARS, "INVALID_USERNAME")?;
+        check_text(&value, "a username", MAX_USERNAME_CHARS, Self::REASON)?;
+        if value
+            .chars()
+            .any(|c| c.general_category() == GeneralCategory::Format)
+        {
+            return Err(InvalidValue::new(
+                Self::REASON,
+                "a username must not contain invisible formatting characters \
+                 (zero-width characters, bidirectional controls)",
+            ));
+        }
+        let compatible: String = value.nfkc().collect();
+        if compatible.starts_with(char::is_whitespace) || compatible.ends_with(char::is_whitespace)
+        {
+            return Err(InvalidValue::new(
+                Self::REASON,
+                "a username must not begin or end with a space",
+            ));
+        }
         Ok(Username(value))
     }
 
@@ -168,10 +218,21 @@ impl Username {
         &self.0
     }
 
-    /// The form two usernames are compared in: Unicode lowercase.
+    /// The form two usernames are compared in (see [`username_key`]).
     pub fn key(&self) -> String {
-        self.0.to_lowercase()
+        username_key(&self.0)
     }
+}
+
+/// The comparison form of a username, or of text searched among usernames: Unicode
+/// compatibility normalization (NFKC) and full case folding, as the PRECIS username
+/// profile (RFC 8265) compares names, applied until stable (NFKC, fold, NFKC).
+pub fn username_key(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let compatible: String = text.nfkc().collect();
+    caseless::default_case_fold_str(&compatible)
+        .nfkc()
+        .collect()
 }
 
 impl TryFrom<String> for Username {
@@ -202,6 +263,7 @@ pub struct Email(String);
 impl Email {
     pub fn new(value: impl Into<String>) -> Result<Self, InvalidValue> {
         let value = value.into();
+        check_plain_text(&value, "an email address", "INVALID_EMAIL")?;
         let chars = value.chars().count();
         if chars == 0 || chars > MAX_EMAIL_CHARS {
             return Err(InvalidValue::new(
@@ -362,6 +424,66 @@ mod tests {
         let upper = Username::new("ÄDA").unwrap();
         let lower = Username::new("äda").unwrap();
         assert_eq!(upper.key(), lower.key());
+    }
+
+    #[test]
+    fn usernames_compare_after_normalization_and_case_folding() {
+        let key = |name: &str| Username::new(name).unwrap().key();
+        assert_eq!(
+            key("jos\u{e9}"),
+            key("jose\u{301}"),
+            "composed and decomposed"
+        );
+        assert_eq!(key("ｂｏｓｓ"), "boss", "fullwidth");
+        assert_eq!(key("STRASSE"), key("straße"), "full case folding");
+        assert_eq!(key("ﬁle"), key("FILE"), "ligature");
+        assert_ne!(key("ada"), key("adb"));
+        assert_eq!(username_key("JOSE\u{301}"), key("josé"));
+    }
+
+    #[test]
+    fn look_alike_usernames_are_refused() {
+        for bad in [
+            " ada",
+            "ada ",
+            "\u{3000}ada",
+            "ada\u{a0}",
+            "a\u{200b}da",
+            "a\u{200d}da",
+            "\u{feff}ada",
+            "ad\u{202e}a",
+            "ad\u{2066}a",
+            "a\u{200e}da",
+            "a\u{0}da",
+        ] {
+            assert_eq!(
+                Username::new(bad).map_err(|e| e.reason),
+                Err("INVALID_USERNAME"),
+                "{bad:?}"
+            );
+        }
+        assert!(
+            Username::new("Ada Lovelace").is_ok(),
+            "inner spaces are fine"
+        );
+        assert!(Username::new("ada@example.com").is_ok());
+    }
+
+    #[test]
+    fn user_ids_never_begin_with_an_underscore() {
+        assert!(UserId::new("_search").is_err());
+        assert!(UserId::new("a_b").is_ok());
+    }
+
+    #[test]
+    fn text_never_carries_control_characters() {
+        assert!(check_plain_text("a\u{0}b", "x", "R").is_err());
+        assert!(check_plain_text("a\u{1b}b", "x", "R").is_err());
+        assert!(check_plain_text("plain ü text", "x", "R").is_ok());
+        assert_eq!(
+            Email::new("a\u{0}b@example.com").map_err(|e| e.reason),
+            Err("INVALID_EMAIL")
+        );
     }
 
     #[test]

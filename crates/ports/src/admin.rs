@@ -7,6 +7,7 @@ use userd_domain::authz::{Caller, Role};
 use userd_domain::values::{OrgId, UserId};
 
 use crate::error::ServiceError;
+use crate::repository::TokenRecord;
 use crate::service::{ResourceDetails, UserRef};
 use crate::tokens::TokenSecret;
 
@@ -65,6 +66,13 @@ pub trait AdminService: Send + Sync {
         roles: &[Role],
     ) -> Result<ResourceDetails, ServiceError>;
 
+    /// Ends every instance role of `user`. Needs `IAM_OWNER`.
+    async fn remove_instance_member(
+        &self,
+        caller: &Caller,
+        user: &UserId,
+    ) -> Result<ResourceDetails, ServiceError>;
+
     /// Needs `ORG_OWNER` of the user's organization (or `IAM_OWNER`), and every
     /// permission the user holds.
     async fn create_token(
@@ -73,6 +81,13 @@ pub trait AdminService: Send + Sync {
         target: &UserRef,
         expires_at: Option<Timestamp>,
     ) -> Result<IssuedToken, ServiceError>;
+
+    /// The user's tokens that are not revoked. Needs what issuing one needs.
+    async fn list_tokens(
+        &self,
+        caller: &Caller,
+        target: &UserRef,
+    ) -> Result<Vec<TokenRecord>, ServiceError>;
 
     async fn revoke_token(
         &self,

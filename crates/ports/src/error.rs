@@ -49,8 +49,12 @@ pub enum ServiceError {
     PermissionDenied { permission: Permission },
     #[error("{0}")]
     PrivilegeEscalation(&'static str),
-    #[error("the user is not a member of the organization")]
-    MemberNotFound { org_id: String, user_id: String },
+    /// No membership of the user in the organization, or on the instance (`org_id` none).
+    #[error("the user holds no role there")]
+    MemberNotFound {
+        org_id: Option<String>,
+        user_id: String,
+    },
     #[error("personal access token not found")]
     TokenNotFound { token_id: String },
     #[error("{refusal}")]
@@ -171,10 +175,11 @@ impl ServiceError {
                 ("userId", user_id.clone()),
                 ("currentEtag", format!("\"{current}\"")),
             ],
-            ServiceError::MemberNotFound { org_id, user_id } => vec![
-                ("organizationId", org_id.clone()),
-                ("userId", user_id.clone()),
-            ],
+            ServiceError::MemberNotFound { org_id, user_id } => org_id
+                .iter()
+                .map(|org| ("organizationId", org.clone()))
+                .chain([("userId", user_id.clone())])
+                .collect(),
             ServiceError::TokenNotFound { token_id } => {
                 vec![("personalAccessTokenId", token_id.clone())]
             }
@@ -197,9 +202,12 @@ pub enum StoreError {
     OrganizationNotFound,
     #[error("user not found")]
     UserNotFound,
-    #[error("the database is unavailable: {0}")]
+    #[error("the database is unavailable")]
     Unavailable(#[source] Cause),
-    #[error("storage error: {0}")]
+    /// Something stored could not be read back as what it should be.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    #[error("storage error")]
     Internal(#[source] Cause),
 }
 

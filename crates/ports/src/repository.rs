@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use userd_domain::Timestamp;
-use userd_domain::authz::{Caller, Memberships, RoleSet};
+use userd_domain::authz::{Caller, Grants, Memberships, RoleSet};
 use userd_domain::user::{User, UserEvent};
 use userd_domain::values::{OrgId, UserId};
 
@@ -100,6 +100,13 @@ pub trait MembershipRepository: Send + Sync {
         roles: &RoleSet,
         at: Timestamp,
     ) -> Result<RecordTimes, StoreError>;
+
+    /// Ends a user's instance roles; `None` when it held none.
+    async fn remove_instance_member(
+        &self,
+        user: &UserId,
+        at: Timestamp,
+    ) -> Result<Option<RecordTimes>, StoreError>;
 }
 
 /// A personal access token to be stored.
@@ -110,12 +117,29 @@ pub struct NewToken {
     pub hash: TokenHash,
     pub expires_at: Option<Timestamp>,
     pub created: Timestamp,
+    /// Who issued it; `None` when userd itself did (first start, recovery).
+    pub issuer: Option<UserId>,
+    /// The most the token may ever carry (see [`Caller::ceiling`]); `None` when it acts
+    /// with its user's roles alone.
+    pub ceiling: Option<Grants>,
+}
+
+/// A token as listed: never its secret nor its hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: String,
+    pub created: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub issuer: Option<UserId>,
 }
 
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait TokenRepository: Send + Sync {
     async fn create_token(&self, token: &NewToken) -> Result<(), StoreError>;
+
+    /// The tokens of `user` that are not revoked (expired ones included), oldest first.
+    async fn tokens_of(&self, user: &UserId) -> Result<Vec<TokenRecord>, StoreError>;
 
     /// Revokes a token of `user` that is not revoked yet; `None` when there is none.
     async fn revoke_token(

@@ -10,13 +10,14 @@ use userd_domain::values::{OrgId, UserId};
 use userd_ports::error::StoreError;
 use userd_ports::repository::{
     AuthenticatedToken, Authenticator, HealthProbe, MembershipRepository, NewToken, RecordTimes,
-    TokenRepository,
+    TokenRecord, TokenRepository,
 };
 use userd_ports::tokens::TokenHash;
 
 use crate::connection::{Database, DbConnection, write_transaction};
 use crate::errors::{store_error, violated_key};
 use crate::schema::{instance_members, org_members, organizations, personal_access_tokens, users};
+use crate::stored::{decode_grants, encode_grants};
 
 /// Stored role lists are comma-separated role names.
 pub(crate) fn parse_roles(text: &str) -> RoleSet {
@@ -46,13 +47,14 @@ pub(crate) fn format_roles(roles: &RoleSet) -> String {
 }
 
 fn corrupt(user_id: &str) -> impl Fn(userd_domain::values::InvalidValue) -> StoreError + '_ {
-    move |e| StoreError::internal(format!("corrupt membership of {user_id}: {e}"))
+    move |e| StoreError::Corrupt(format!("membership of {user_id}: {e}"))
 }
 
 type TokenRow = (
     String,
     String,
     Option<i64>,
+    Option<String>,
     Option<String>,
     Option<String>,
     Option<String>,
@@ -90,18 +92,20 @@ impl Authenticator for Database {
                     users::id,
                     users::org_id,
                     personal_access_tokens::expires_at_us,
+                    personal_access_tokens::ceiling,
                     instance_members::roles.nullable(),
                     org_members::org_id.nullable(),
                     org_members::roles.nullable(),
                 ))
                 .load(conn)
                 .map_err(store_error)?;
-            let Some((user_id, org_id, expires_at, instance_roles, _, _)) = rows.first().cloned()
+            let Some((user_id, org_id, expires_at, ceiling, instance_roles, _, _)) =
+                rows.first().cloned()
             else {
                 return Ok(None);
             };
             let mut org_roles = BTreeMap::new();
-            for (_, _, _, _, org, roles) in rows {
+            for (_, _, _, _, _, org, roles) in rows {
                 if let (Some(org), Some(roles)) = (org, roles) {
                     org_roles.insert(
                         OrgId::new(org).map_err(corrupt(&user_id))?,
@@ -113,11 +117,14 @@ impl Authenticator for Database {
                 caller: Caller {
                     user_id: UserId::new(user_id.clone()).map_err(corrupt(&user_id))?,
                     org_id: OrgId::new(org_id).map_err(corrupt(&user_id))?,
-                    instance_roles: instance_roles
-                        .as_deref()
-                        .map(parse_roles)
-                        .unwrap_or_default(),
-                    org_roles,
+                    roles: Memberships {
+                        instance: instance_roles
+                            .as_deref()
+                            .map(parse_roles)
+                            .unwrap_or_default(),
+                        organizations: org_roles,
+                    },
+                    ceiling: ceiling.as_deref().map(decode_grants).transpose()?,
                 },
                 expires_at: expires_at.map(Timestamp::from_unix_micros),
             }))
@@ -323,12 +330,37 @@ impl MembershipRepository for Database {
         })
         .await
     }
+
+    async fn remove_instance_member(
+        &self,
+        user: &UserId,
+        at: Timestamp,
+    ) -> Result<Option<RecordTimes>, StoreError> {
+        let (user, at) = (user.to_string(), at.unix_micros());
+        self.run(move |conn| {
+            write_transaction(conn, |conn| {
+                let member = instance_members::table.find(&user);
+                let created: Option<i64> = member
+                    .select(instance_members::created_at_us)
+                    .first(conn)
+                    .optional()
+                    .map_err(store_error)?;
+                let Some(created) = created else {
+                    return Ok(None);
+                };
+                diesel::delete(member).execute(conn).map_err(store_error)?;
+                Ok(Some(times(created, at)))
+            })
+        })
+        .await
+    }
 }
 
 #[async_trait]
 impl TokenRepository for Database {
     async fn create_token(&self, token: &NewToken) -> Result<(), StoreError> {
         let token = token.clone();
+        let ceiling = token.ceiling.as_ref().map(encode_grants).transpose()?;
         self.run(move |conn| {
             diesel::insert_into(personal_access_tokens::table)
                 .values((
@@ -338,6 +370,8 @@ impl TokenRepository for Database {
                     personal_access_tokens::expires_at_us
                         .eq(token.expires_at.map(Timestamp::unix_micros)),
                     personal_access_tokens::created_at_us.eq(token.created.unix_micros()),
+                    personal_access_tokens::issuer_id.eq(token.issuer.as_ref().map(UserId::as_str)),
+                    personal_access_tokens::ceiling.eq(ceiling),
                 ))
                 .execute(conn)
                 .map(drop)
@@ -347,6 +381,42 @@ impl TokenRepository for Database {
                 })
         })
         .await
+    }
+
+    async fn tokens_of(&self, user: &UserId) -> Result<Vec<TokenRecord>, StoreError> {
+        let user = user.to_string();
+        let rows: Vec<(String, i64, Option<i64>, Option<String>)> = self
+            .run(move |conn| {
+                personal_access_tokens::table
+                    .filter(personal_access_tokens::user_id.eq(&user))
+                    .filter(personal_access_tokens::revoked_at_us.is_null())
+                    .order((
+                        personal_access_tokens::created_at_us,
+                        personal_access_tokens::id,
+                    ))
+                    .select((
+                        personal_access_tokens::id,
+                        personal_access_tokens::created_at_us,
+                        personal_access_tokens::expires_at_us,
+                        personal_access_tokens::issuer_id,
+                    ))
+                    .load(conn)
+                    .map_err(store_error)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(id, created, expires, issuer)| {
+                Ok(TokenRecord {
+                    id,
+                    created: Timestamp::from_unix_micros(created),
+                    expires_at: expires.map(Timestamp::from_unix_micros),
+                    issuer: issuer
+                        .map(UserId::new)
+                        .transpose()
+                        .map_err(|e| StoreError::Corrupt(format!("token issuer: {e}")))?,
+                })
+            })
+            .collect()
     }
 
     async fn revoke_token(

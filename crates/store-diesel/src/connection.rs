@@ -198,7 +198,7 @@ impl Database {
     /// down; [`Database::migrate`] is the first real contact.
     pub fn open(target: &DatabaseTarget, settings: &PoolSettings) -> Result<Database, OpenError> {
         if let DatabaseTarget::Sqlite(path) = target {
-            create_parent_dir(path)?;
+            create_private_file(path)?;
         }
         let manager = Manager {
             target: target.clone(),
@@ -270,12 +270,56 @@ impl Database {
     }
 }
 
-fn create_parent_dir(path: &Path) -> Result<(), OpenError> {
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => std::fs::create_dir_all(parent)
-            .map_err(|e| OpenError::Url(format!("cannot create {}: {e}", parent.display()))),
-        _ => Ok(()),
+/// Creates a missing SQLite file readable by its owner only (0600), in directories that
+/// only its owner may enter (0700), before SQLite opens it: SQLite gives its journal
+/// files the database file's mode. Existing files and directories are left as they are.
+fn create_private_file(path: &Path) -> Result<(), OpenError> {
+    let failed = |path: &Path| {
+        let path = path.display().to_string();
+        move |cause| OpenError::Directory { path, cause }
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.exists() {
+            private_dir_builder()
+                .create(parent)
+                .map_err(failed(parent))?;
+        }
     }
+    match private_file_options().open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(failed(path)(e)),
+    }
+}
+
+#[cfg(unix)]
+fn private_dir_builder() -> std::fs::DirBuilder {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true).mode(0o700);
+    builder
+}
+
+#[cfg(not(unix))]
+fn private_dir_builder() -> std::fs::DirBuilder {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    builder
+}
+
+#[cfg(unix)]
+fn private_file_options() -> std::fs::OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true).mode(0o600);
+    options
+}
+
+#[cfg(not(unix))]
+fn private_file_options() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    options
 }
 
 #[derive(Debug)]

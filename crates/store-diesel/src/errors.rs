@@ -6,10 +6,16 @@ use userd_ports::error::StoreError;
 pub enum OpenError {
     #[error("invalid database URL: {0}")]
     Url(String),
-    #[error("cannot reach the database: {0}")]
+    #[error("cannot create the database directory {path}")]
+    Directory {
+        path: String,
+        #[source]
+        cause: std::io::Error,
+    },
+    #[error("cannot reach the database")]
     Unreachable(#[source] StoreError),
-    #[error("migrations failed: {0}")]
-    Migration(String),
+    #[error("migrations failed")]
+    Migration(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Maps a diesel error that the calling query does not handle itself.

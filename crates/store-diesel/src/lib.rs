@@ -8,15 +8,19 @@
 mod auth;
 mod bootstrap;
 mod connection;
+mod data_migrations;
 mod errors;
 mod migrations;
 mod organizations;
 mod projection;
 mod schema;
 mod search;
+mod stored;
 mod users;
 
 pub use connection::{Backend, Database, DatabaseTarget, DbConnection, PoolSettings};
+pub use data_migrations::{DataMigrationReport, UsernameClash};
 pub use errors::OpenError;
+pub use migrations::MigrationReport;
 pub use projection::{ProjectionDrift, ProjectionRow};
 pub use users::BlockingSession;

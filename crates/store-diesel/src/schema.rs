@@ -89,6 +89,15 @@ diesel::table! {
         expires_at_us -> Nullable<BigInt>,
         revoked_at_us -> Nullable<BigInt>,
         created_at_us -> BigInt,
+        issuer_id -> Nullable<Text>,
+        ceiling -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    data_migrations (name) {
+        name -> Text,
+        applied_at_us -> BigInt,
     }
 }
 
@@ -107,4 +116,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     instance_members,
     org_members,
     personal_access_tokens,
+    data_migrations,
 );

@@ -2,8 +2,9 @@
 //! the same meaning on both backends:
 //!
 //! - text matches are literal: `%`, `_` and `\` in a value are escaped for LIKE;
-//! - case-insensitive matches compare the lowercased `*_key` columns with the lowercased
-//!   value (Unicode lowercase, computed by userd, so non-ASCII letters fold alike);
+//! - case-insensitive matches compare the `*_key` columns with the value folded the same
+//!   way, by userd (Unicode lowercase; for usernames NFKC and case folding), so
+//!   non-ASCII letters fold alike on both backends;
 //! - a condition on a column that may be NULL is false, never NULL, when it is, so `not`
 //!   keeps two-valued logic;
 //! - ordering is byte order (PostgreSQL columns are `COLLATE "C"`), NULLs last when
@@ -14,6 +15,7 @@ use diesel::expression::AsExpression;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Bool, Integer, Nullable, Text};
+use userd_domain::values::username_key;
 use userd_ports::error::StoreError;
 use userd_ports::search::{
     Filter, ReadScope, SortColumn, TextMatch, TextMethod, UserPage, UserQuery,
@@ -38,10 +40,11 @@ fn escape_like(value: &str) -> String {
     escaped
 }
 
-/// The value to compare and, unless it is plain equality, the LIKE pattern.
-fn comparison(text: &TextMatch) -> (String, Option<String>) {
+/// The value to compare and, unless it is plain equality, the LIKE pattern. Ignoring
+/// case, the value is folded as the column's `*_key` twin was.
+fn comparison_with(text: &TextMatch, fold: fn(&str) -> String) -> (String, Option<String>) {
     let value = if text.method.ignores_case() {
-        text.value.to_lowercase()
+        fold(&text.value)
     } else {
         text.value.clone()
     };
@@ -58,6 +61,11 @@ fn comparison(text: &TextMatch) -> (String, Option<String>) {
         }
     };
     (value, pattern)
+}
+
+/// [`comparison_with`] for columns whose key is the Unicode lowercase.
+fn comparison(text: &TextMatch) -> (String, Option<String>) {
+    comparison_with(text, str::to_lowercase)
 }
 
 /// A text condition on a NOT NULL column, or on its lowercased twin for ignore-case.
@@ -103,7 +111,7 @@ fn username_condition(
     text: &TextMatch,
     organization_specific: Option<bool>,
 ) -> Condition<users::table> {
-    let (value, pattern) = comparison(text);
+    let (value, pattern) = comparison_with(text, username_key);
     // `specific = $1 OR $2`, with $2 true when any specificity will do: one statement
     // shape for both cases.
     let specificity = usernames::organization_specific

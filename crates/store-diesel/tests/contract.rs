@@ -81,8 +81,11 @@ impl Fixture {
         let admin = Caller {
             user_id: UserId::new("admin").unwrap(),
             org_id: org.clone(),
-            instance_roles: RoleSet::new([Role::IamOwner]),
-            org_roles: Default::default(),
+            roles: userd_domain::authz::Memberships {
+                instance: RoleSet::new([Role::IamOwner]),
+                organizations: Default::default(),
+            },
+            ceiling: None,
         };
         Fixture {
             db,
@@ -222,7 +225,9 @@ impl Fixture {
 
 async fn migrations_are_idempotent_and_the_database_answers(db: TestDatabase) {
     let f = Fixture::new(db).await;
-    assert_eq!(f.db.migrate().unwrap(), 0, "nothing left to apply");
+    let again = f.db.migrate().unwrap();
+    assert_eq!(again.applied, 0, "nothing left to apply");
+    assert!(again.data.applied.is_empty(), "{again:?}");
     f.db.ping().await.unwrap();
 }
 
@@ -584,7 +589,7 @@ async fn bootstrap_runs_once_and_its_token_authenticates(db: TestDatabase) {
         .caller;
     assert_eq!(caller.user_id, first.admin_id);
     assert_eq!(caller.org_id, first.org_id);
-    assert_eq!(caller.instance_roles, RoleSet::new([Role::IamOwner]));
+    assert_eq!(caller.roles.instance, RoleSet::new([Role::IamOwner]));
     let unknown = store
         .caller_for_token(&hash_token("userd_pat_nope"), SystemClock.now())
         .await
@@ -720,6 +725,8 @@ async fn tokens_expire_and_are_revoked(db: TestDatabase) {
         hash: hash_token(secret),
         expires_at: expires.map(at),
         created: at(5),
+        issuer: None,
+        ceiling: None,
     };
     f.db.create_token(&token("p1", "s1", Some(1_000)))
         .await
@@ -779,6 +786,8 @@ async fn a_caller_carries_all_its_roles(db: TestDatabase) {
         hash: hash_token("secret"),
         expires_at: None,
         created: now,
+        issuer: None,
+        ceiling: None,
     })
     .await
     .unwrap();
@@ -789,9 +798,9 @@ async fn a_caller_carries_all_its_roles(db: TestDatabase) {
             .unwrap()
             .caller;
     assert_eq!(caller.org_id, f.org);
-    assert!(caller.instance_roles.is_empty());
+    assert!(caller.roles.instance.is_empty());
     assert_eq!(
-        caller.org_roles,
+        caller.roles.organizations,
         [
             (second, RoleSet::new([Role::OrgOwner])),
             (third, RoleSet::new([Role::OrgUserViewer]))
@@ -807,8 +816,8 @@ async fn a_caller_carries_all_its_roles(db: TestDatabase) {
             .unwrap()
             .unwrap()
             .caller;
-    assert_eq!(caller.instance_roles, RoleSet::new([Role::IamOwner]));
-    assert_eq!(caller.org_roles.len(), 2);
+    assert_eq!(caller.roles.instance, RoleSet::new([Role::IamOwner]));
+    assert_eq!(caller.roles.organizations.len(), 2);
 }
 
 async fn the_instance_id_is_recorded_once(db: TestDatabase) {

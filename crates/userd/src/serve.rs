@@ -3,8 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::HttpServer;
-use userd_api_http::{Metrics, Services};
+use userd_api_http::{Metrics, ServerSettings, Services};
 use userd_app::auth_cache::CachedAuthenticator;
 use userd_app::bootstrap::bootstrap_if_empty;
 use userd_app::clock::SystemClock;
@@ -60,8 +59,21 @@ pub fn prepare_database(settings: &Settings) -> Result<Database, StartError> {
     let attempts = settings.database.connect_attempts;
     for attempt in 1..=attempts {
         match database.migrate() {
-            Ok(applied) => {
-                tracing::info!(database = %target.redacted(), applied, "database ready");
+            Ok(report) => {
+                tracing::info!(
+                    database = %target.redacted(),
+                    applied = report.applied,
+                    data_migrations = ?report.data.applied,
+                    "database ready"
+                );
+                if report.data.tokens_capped > 0 {
+                    tracing::warn!(
+                        tokens = report.data.tokens_capped,
+                        "tokens made before token ceilings existed, whose users gained roles \
+                         since, now carry only the roles their users held when they were made"
+                    );
+                }
+                report_username_clashes(&database);
                 return Ok(database);
             }
             Err(OpenError::Unreachable(cause)) if attempt < attempts => {
@@ -89,6 +101,26 @@ pub fn prepare_database(settings: &Settings) -> Result<Database, StartError> {
         attempts,
         cause: "no attempt was made".into(),
     })
+}
+
+/// Names that became one name when usernames began to be compared after Unicode
+/// normalization and case folding: said at every start until an operator resolves them.
+fn report_username_clashes(database: &Database) {
+    match database.username_clashes() {
+        Ok(clashes) => {
+            for clash in clashes {
+                tracing::warn!(
+                    username = %clash.username,
+                    user_id = %clash.user_id,
+                    kept_by_user_id = %clash.kept_by_user_id,
+                    "username clash: another user holds the same name under Unicode \
+                     comparison; this username no longer claims the name. Delete or \
+                     recreate one of the two users to resolve it"
+                );
+            }
+        }
+        Err(error) => tracing::warn!(error = %error, "cannot check for username clashes"),
+    }
 }
 
 /// The HTTP metrics plus the store's: pool connections in use and idle, and events
@@ -247,30 +279,31 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
     };
 
     let server = &settings.server;
-    let mut http = HttpServer::new(move || userd_api_http::app(services.clone()))
-        .shutdown_timeout(server.shutdown_grace_secs)
-        .client_request_timeout(Duration::from_millis(server.client_request_timeout_ms))
-        .keep_alive(Duration::from_secs(server.keep_alive_secs))
-        .max_connections(server.max_connections);
-    if server.workers > 0 {
-        http = http.workers(server.workers);
-    }
     let address = format!("{}:{}", server.host, server.port);
-    let http = http
-        .bind((server.host.as_str(), server.port))
-        .map_err(|cause| StartError::Bind {
+    let listener =
+        userd_api_http::listen(&server.host, server.port).map_err(|cause| StartError::Bind {
             address: address.clone(),
             cause,
         })?;
-    for bound in http.addrs() {
-        tracing::info!(address = %bound, "listening on http://{bound}");
-    }
+    let bound = listener.local_addr().map_err(StartError::Server)?;
+    let http = userd_api_http::serve(
+        services,
+        listener,
+        &ServerSettings {
+            workers: server.workers,
+            shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
+            client_request_timeout: Duration::from_millis(server.client_request_timeout_ms),
+            keep_alive: Duration::from_secs(server.keep_alive_secs),
+            max_connections: server.max_connections,
+        },
+    )
+    .map_err(StartError::Server)?;
+    tracing::info!(address = %bound, "listening on http://{bound}");
     // actix-web stops accepting on SIGTERM/SIGINT and lets in-flight requests finish
     // within the grace period.
     let grace = Duration::from_secs(server.shutdown_grace_secs);
-    let running = http.run();
     actix_web::rt::spawn(exit_if_shutdown_hangs(grace));
-    running.await.map_err(StartError::Server)?;
+    http.await.map_err(StartError::Server)?;
     tracing::info!("stopped");
     Ok(())
 }

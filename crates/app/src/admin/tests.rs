@@ -227,6 +227,15 @@ async fn try_admin_operation(caller: &Caller, operation: &str, org_id: &'static 
         .members
         .expect_set_instance_member()
         .returning(move |_, _, at| times(at));
+    mocks
+        .members
+        .expect_remove_instance_member()
+        .returning(move |_, at| times(at).map(Some));
+    // The member to be is a user of the organization the grant is in.
+    mocks
+        .users
+        .expect_find()
+        .returning(move |id| Ok(Some(stored_user(id.as_str(), org_id))));
     let service = mocks.build();
     let member = user_id("member");
     let result = match operation {
@@ -247,6 +256,10 @@ async fn try_admin_operation(caller: &Caller, operation: &str, org_id: &'static 
             .set_instance_member(caller, &member, &[Role::IamUserManager])
             .await
             .map(drop),
+        "remove instance member" => service
+            .remove_instance_member(caller, &member)
+            .await
+            .map(drop),
         other => panic!("unknown operation {other}"),
     };
     outcome(result)
@@ -254,21 +267,22 @@ async fn try_admin_operation(caller: &Caller, operation: &str, org_id: &'static 
 
 #[tokio::test]
 async fn every_role_on_every_administration_operation() {
-    const OPERATIONS: [&str; 5] = [
+    const OPERATIONS: [&str; 6] = [
         "create org",
         "get org",
         "add member",
         "remove member",
         "instance member",
+        "remove instance member",
     ];
     // Columns as OPERATIONS; organization operations on "home" (own) and "elsewhere".
     let table = [
-        ("IAM_OWNER", "OOOOO", "OOOOO"),
-        ("IAM_USER_MANAGER", "DODDD", "DODDD"),
-        ("ORG_OWNER", "DOOOD", "DNNND"),
-        ("ORG_USER_MANAGER", "DODDD", "DNNND"),
-        ("ORG_USER_VIEWER", "DODDD", "DNNND"),
-        ("no role", "DNNND", "DNNND"),
+        ("IAM_OWNER", "OOOOOO", "OOOOOO"),
+        ("IAM_USER_MANAGER", "DODDDD", "DODDDD"),
+        ("ORG_OWNER", "DOOODD", "DNNNDD"),
+        ("ORG_USER_MANAGER", "DODDDD", "DNNNDD"),
+        ("ORG_USER_VIEWER", "DODDDD", "DNNNDD"),
+        ("no role", "DNNNDD", "DNNNDD"),
     ];
     for ((name, caller), (_, own, other)) in callers().into_iter().zip(table) {
         for (i, operation) in OPERATIONS.iter().enumerate() {
@@ -277,7 +291,7 @@ async fn every_role_on_every_administration_operation() {
                 assert_eq!(got, decode(row)[i], "{name} {operation} in {org_id}");
             }
             // An organization that does not exist is "not found", whoever asks.
-            if *operation != "create org" && *operation != "instance member" {
+            if !["create org", "instance member", "remove instance member"].contains(operation) {
                 let got = try_admin_operation(&caller, operation, "nowhere").await;
                 assert_eq!(
                     got,
@@ -413,7 +427,7 @@ async fn grants_are_checked_for_scope_and_emptiness() {
 #[tokio::test]
 async fn membership_changes_reach_the_store_and_forget_cached_tokens() {
     let admin = caller_with(&[Role::IamOwner], &[]);
-    let mut mocks = Mocks::new();
+    let mut mocks = Mocks::new().finding(Some(stored_user("m", "home")));
     organizations_finding(&mut mocks, &["home"]);
     mocks.authenticator = userd_ports::repository::MockAuthenticator::new();
     mocks
@@ -528,4 +542,151 @@ async fn organizations_are_owned_by_the_instance() {
     );
     let error = service.create_organization(&admin, " ").await.unwrap_err();
     assert_eq!(error.reason(), "INVALID_ORGANIZATION_NAME");
+}
+
+#[tokio::test]
+async fn members_are_users_the_caller_can_see() {
+    let owner = caller_with(&[], &[("home", &[Role::OrgOwner])]);
+    for found in [Some(stored_user("m", "elsewhere")), None] {
+        let mut mocks = Mocks::new().finding(found.clone());
+        organizations_finding(&mut mocks, &["home", "elsewhere"]);
+        mocks.members.expect_set_org_member().never();
+        let error = mocks
+            .build()
+            .set_org_member(&owner, &org("home"), &user_id("m"), &[Role::OrgUserViewer])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (error.kind(), error.reason()),
+            (ErrorKind::NotFound, "USER_NOT_FOUND"),
+            "a user of another organization reads exactly like one that does not exist: {found:?}"
+        );
+    }
+}
+
+/// Whom each role may write to, delete and mint tokens for, among the holders of every
+/// role (organization roles in the caller's own organization "home").
+#[tokio::test]
+async fn every_role_acting_on_every_other_role_in_its_organization() {
+    let targets: [(&str, Memberships); 6] = [
+        (
+            "IAM_OWNER",
+            Memberships {
+                instance: RoleSet::new([Role::IamOwner]),
+                ..Memberships::default()
+            },
+        ),
+        (
+            "IAM_USER_MANAGER",
+            Memberships {
+                instance: RoleSet::new([Role::IamUserManager]),
+                ..Memberships::default()
+            },
+        ),
+        ("ORG_OWNER", roles_in("home", &[Role::OrgOwner])),
+        (
+            "ORG_USER_MANAGER",
+            roles_in("home", &[Role::OrgUserManager]),
+        ),
+        ("ORG_USER_VIEWER", roles_in("home", &[Role::OrgUserViewer])),
+        ("no role", Memberships::default()),
+    ];
+    // Cells per target above: O done, E refused as PRIVILEGE_ESCALATION, D lacks the
+    // permission. Writes and deletes alike; then tokens.
+    let table = [
+        ("IAM_OWNER", "OOOOOO", "OOOOOO"),
+        ("IAM_USER_MANAGER", "EOEOOO", "DDDDDD"),
+        ("ORG_OWNER", "EEOOOO", "EEOOOO"),
+        ("ORG_USER_MANAGER", "EEEOOO", "DDDDDD"),
+        ("ORG_USER_VIEWER", "DDDDDD", "DDDDDD"),
+    ];
+    for ((name, caller), (row, writes, tokens)) in callers().into_iter().zip(table) {
+        assert_eq!(name, row);
+        for (j, (target_name, held)) in targets.iter().enumerate() {
+            for (operation, cells) in [("lock", writes), ("delete", writes), ("token", tokens)] {
+                let mut mocks = token_mocks("home", held.clone());
+                mocks.users.expect_append().returning(|_, _| Ok(()));
+                mocks.tokens.expect_create_token().returning(|_| Ok(()));
+                let service = mocks.build();
+                let result = match operation {
+                    "lock" => service
+                        .execute(&caller, &target("u1"), Command::Lock)
+                        .await
+                        .map(drop),
+                    "delete" => service
+                        .execute(&caller, &target("u1"), Command::Delete)
+                        .await
+                        .map(drop),
+                    _ => service
+                        .create_token(&caller, &target("u1"), None)
+                        .await
+                        .map(drop),
+                };
+                let got = match &result {
+                    Ok(()) => 'O',
+                    Err(e) if e.reason() == "PRIVILEGE_ESCALATION" => 'E',
+                    Err(e) if e.kind() == ErrorKind::PermissionDenied => 'D',
+                    Err(e) => panic!("{name} {operation} on {target_name}: {e:?}"),
+                };
+                let expected = cells.chars().nth(j).unwrap();
+                assert_eq!(got, expected, "{name} {operation} on {target_name}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn acting_on_oneself_needs_no_covering() {
+    // The caller ("caller") holds more than its own organization role could cover.
+    let manager = caller_with(&[], &[("home", &[Role::OrgUserManager])]);
+    let mut mocks = Mocks::new().finding(Some(stored_user("caller", "home")));
+    mocks.members.expect_memberships_of().never();
+    mocks
+        .users
+        .expect_append()
+        .times(1)
+        .returning(|_, _| Ok(()));
+    mocks
+        .build()
+        .execute(&manager, &target("caller"), Command::Lock)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_token_carries_at_most_what_its_issuer_holds() {
+    let owner = caller_with(&[], &[("home", &[Role::OrgOwner])]);
+    let mut mocks = token_mocks("home", Memberships::default());
+    let expected = roles_in("home", &[Role::OrgOwner]).grants();
+    mocks
+        .tokens
+        .expect_create_token()
+        .withf(move |token| {
+            token.ceiling.as_ref() == Some(&expected)
+                && token.issuer.as_ref().map(|u| u.as_str()) == Some("caller")
+        })
+        .times(1)
+        .returning(|_| Ok(()));
+    mocks
+        .build()
+        .create_token(&owner, &target("u1"), None)
+        .await
+        .unwrap();
+
+    // For oneself: the issuing token's own ceiling, nothing wider.
+    let mut capped = caller_with(&[Role::IamOwner], &[]);
+    capped.ceiling = Some(roles_in("home", &[Role::OrgOwner]).grants());
+    let ceiling = capped.ceiling.clone();
+    let mut mocks = Mocks::new().finding(Some(stored_user("caller", "home")));
+    mocks
+        .tokens
+        .expect_create_token()
+        .withf(move |token| token.ceiling == ceiling)
+        .times(1)
+        .returning(|_| Ok(()));
+    mocks
+        .build()
+        .create_token(&capped, &target("caller"), None)
+        .await
+        .unwrap();
 }

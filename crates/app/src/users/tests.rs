@@ -39,11 +39,14 @@ pub(crate) fn caller_with(instance: &[Role], in_org: &[(&str, &[Role])]) -> Call
     Caller {
         user_id: user_id("caller"),
         org_id: org("home"),
-        instance_roles: RoleSet::new(instance.iter().copied()),
-        org_roles: in_org
-            .iter()
-            .map(|(id, roles)| (org(id), RoleSet::new(roles.iter().copied())))
-            .collect::<BTreeMap<_, _>>(),
+        roles: userd_domain::authz::Memberships {
+            instance: RoleSet::new(instance.iter().copied()),
+            organizations: in_org
+                .iter()
+                .map(|(id, roles)| (org(id), RoleSet::new(roles.iter().copied())))
+                .collect::<BTreeMap<_, _>>(),
+        },
+        ceiling: None,
     }
 }
 
@@ -356,10 +359,7 @@ async fn permission_is_checked_before_the_state_machine() {
 
 #[tokio::test]
 async fn delete_needs_user_delete_and_reading_needs_user_read() {
-    let writer_without_delete = Caller {
-        org_roles: BTreeMap::new(),
-        ..caller_with(&[], &[("acme", &[Role::OrgUserViewer])])
-    };
+    let writer_without_delete = caller_with(&[], &[]);
     // A caller with no role at all does not see the user.
     let error = Mocks::new()
         .finding(Some(stored_user("u1", "acme")))

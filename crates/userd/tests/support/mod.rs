@@ -273,6 +273,15 @@ impl Userd {
             .unwrap_or_else(|e| panic!("{e}\nlast server log lines:\n{}", self.log_tail(8)))
     }
 
+    /// The id of the admin the first start made, as its log line says.
+    pub fn log_admin_id(&self) -> String {
+        let log = self.log.lock().map(|l| l.clone()).unwrap_or_default();
+        log.iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find_map(|entry| entry["admin_user_id"].as_str().map(str::to_owned))
+            .expect("the first start logs the admin's id")
+    }
+
     /// The last `lines` lines the server wrote, for failure messages.
     pub fn log_tail(&self, lines: usize) -> String {
         let log = self.log.lock().map(|l| l.clone()).unwrap_or_default();
