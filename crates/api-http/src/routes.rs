@@ -239,10 +239,14 @@ pub(crate) async fn metrics(metrics: web::Data<Metrics>) -> Answer {
 }
 
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "This document", body = Object)))]
-pub(crate) async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok()
+pub(crate) async fn openapi_json() -> Answer {
+    let document = ApiDoc::openapi().to_json().map_err(|e| {
+        tracing::error!(error = %e, "cannot render the OpenAPI document");
+        ApiError::new(ErrorKind::Internal, "INTERNAL", "internal error")
+    })?;
+    Ok(HttpResponse::Ok()
         .content_type(ContentType::json())
-        .body(ApiDoc::openapi().to_json().unwrap_or_default())
+        .body(document))
 }
 
 /// Rewrites any error response that did not come from our handlers (actix's own) into

@@ -17,6 +17,7 @@ use userd_ports::service::{Owner, OwnerType, ResourceDetails, UserRef};
 
 use crate::UseCases;
 use crate::access::require;
+use crate::fresh_ids::FreshIdAttempts;
 use crate::tokens::generate_token;
 
 const ESCALATION: &str = "the caller does not hold every permission this would grant";
@@ -158,7 +159,9 @@ impl AdminService for UseCases {
         let name =
             OrganizationName::new(name).map_err(|e| ServiceError::invalid_field("name", e))?;
         let now = self.ports.clock.now();
-        for _ in 0..4 {
+        let mut attempts = FreshIdAttempts::new("organization", 4);
+        loop {
+            attempts.start()?;
             let organization = Organization {
                 id: OrgId::new(self.ports.ids.next_id())
                     .map_err(|e| ServiceError::Internal(Box::new(e)))?,
@@ -166,29 +169,23 @@ impl AdminService for UseCases {
                 created: now,
                 changed: now,
             };
-            match self
+            return match self
                 .ports
                 .organizations
                 .create_organization(&organization)
                 .await
             {
-                Ok(()) => {
-                    return Ok(ResourceDetails {
-                        id: organization.id.to_string(),
-                        created: now,
-                        changed: now,
-                        owner: self.instance_owner(),
-                        sequence: 0,
-                    });
-                }
-                // A server-made id clashed with another process's: make another.
+                Ok(()) => Ok(ResourceDetails {
+                    id: organization.id.to_string(),
+                    created: now,
+                    changed: now,
+                    owner: self.instance_owner(),
+                    sequence: 0,
+                }),
                 Err(StoreError::Conflict) => continue,
-                Err(other) => return Err(other.into()),
-            }
+                Err(other) => Err(other.into()),
+            };
         }
-        Err(ServiceError::Internal(
-            "could not make a unique organization id".into(),
-        ))
     }
 
     async fn get_organization(

@@ -20,11 +20,11 @@ pub struct Bootstrapped {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
-    #[error("invalid bootstrap setting: {0}")]
+    #[error("invalid bootstrap setting")]
     Setting(#[from] InvalidValue),
     #[error(transparent)]
     Randomness(#[from] NoRandomness),
-    #[error("could not write the first organization and admin: {0}")]
+    #[error("could not write the first organization and admin")]
     Store(#[from] StoreError),
 }
 
@@ -50,7 +50,7 @@ pub async fn bootstrap_if_empty(
             organization_specific: false,
         }],
     };
-    let (admin, admin_created) = User::create(admin_id.clone(), created, at, None);
+    let (admin, admin_created) = User::create(admin_id.clone(), created, at, None)?;
     let (token, token_hash) = generate_token()?;
     let plan = BootstrapPlan {
         instance_id: ids.next_id(),

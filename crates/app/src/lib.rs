@@ -23,6 +23,7 @@ pub mod admin;
 pub mod auth_cache;
 pub mod bootstrap;
 pub mod clock;
+mod fresh_ids;
 pub mod ids;
 pub mod recovery;
 pub mod tokens;

@@ -4,8 +4,8 @@
 
 use userd_domain::Timestamp;
 use userd_domain::authz::{Role, RoleSet};
-use userd_domain::user::{Contact, User, UserCreated, UsernameEntry};
-use userd_domain::values::{UserData, UserId, Username, UsernameId};
+use userd_domain::user::{Contact, User, UserCreated, UserState, UsernameEntry};
+use userd_domain::values::{InvalidValue, UserData, UserId, Username, UsernameId};
 use userd_ports::clock::Clock;
 use userd_ports::error::StoreError;
 use userd_ports::ids::IdGenerator;
@@ -13,7 +13,7 @@ use userd_ports::recovery::RecoveryStore;
 use userd_ports::repository::{MembershipRepository, NewToken, TokenRepository, UserRepository};
 use userd_ports::tokens::TokenSecret;
 
-use crate::tokens::generate_token;
+use crate::tokens::{NoRandomness, generate_token};
 
 pub struct RecoveryPorts<'a> {
     pub recovery: &'a dyn RecoveryStore,
@@ -45,8 +45,10 @@ pub enum RecoveryError {
     NotSetUp,
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0}")]
-    Other(String),
+    #[error("invalid value")]
+    Invalid(#[from] InvalidValue),
+    #[error(transparent)]
+    Randomness(#[from] NoRandomness),
 }
 
 /// Issues a new token carrying `IAM_OWNER`: for `user` when given (granting it the role
@@ -64,11 +66,12 @@ pub async fn issue_admin_token(
                 .find(&id)
                 .await?
                 .ok_or_else(|| RecoveryError::UnknownUser(id.to_string()))?;
-            if found.lifecycle != userd_domain::user::Lifecycle::Active {
-                return Err(RecoveryError::Unusable(id.to_string(), "inactive"));
-            }
-            if found.locked {
-                return Err(RecoveryError::Unusable(id.to_string(), "locked"));
+            if !found.may_authenticate() {
+                let standing = match found.state() {
+                    UserState::Locked => "locked",
+                    _ => "inactive",
+                };
+                return Err(RecoveryError::Unusable(id.to_string(), standing));
             }
             (id, false)
         }
@@ -91,7 +94,7 @@ pub async fn issue_admin_token(
             .set_instance_member(&user_id, &roles, now)
             .await?;
     }
-    let (token, hash) = generate_token().map_err(|e| RecoveryError::Other(e.to_string()))?;
+    let (token, hash) = generate_token()?;
     let token_id = ports.ids.next_id();
     ports
         .tokens
@@ -120,21 +123,20 @@ async fn new_admin(ports: &RecoveryPorts<'_>, now: Timestamp) -> Result<UserId, 
         .first_organization()
         .await?
         .ok_or(RecoveryError::NotSetUp)?;
-    let invalid = |e: userd_domain::values::InvalidValue| RecoveryError::Other(e.to_string());
-    let id = UserId::new(ports.ids.next_id()).map_err(invalid)?;
+    let id = UserId::new(ports.ids.next_id())?;
     let created = UserCreated {
         org_id: org,
         schema_id: None,
         data: UserData::default(),
         contact: Contact::default(),
         usernames: vec![UsernameEntry {
-            id: UsernameId::new(ports.ids.next_id()).map_err(invalid)?,
+            id: UsernameId::new(ports.ids.next_id())?,
             // The id makes the name unique without a lookup.
-            username: Username::new(format!("recovery-admin-{id}")).map_err(invalid)?,
+            username: Username::new(format!("recovery-admin-{id}"))?,
             organization_specific: false,
         }],
     };
-    let (user, event) = User::create(id.clone(), created, now, None);
+    let (user, event) = User::create(id.clone(), created, now, None)?;
     ports.users.append(&user, &event).await?;
     Ok(id)
 }

@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use userd_domain::authz::{Caller, Permission};
 use userd_domain::user::{Command, Refusal, User, UserCreated, UserEvent, UsernameEntry};
-use userd_domain::values::{MAX_USERNAMES_PER_USER, OrgId, UserId, UsernameId, check_plain_text};
+use userd_domain::values::{OrgId, UserId, UsernameId, check_plain_text};
 
 use userd_ports::error::{ServiceError, StoreError};
 
@@ -16,11 +16,12 @@ use userd_ports::search::{
     UserQuery,
 };
 use userd_ports::service::{
-    Credentials, NewUser, NewUsername, ResourceDetails, SearchResult, UserRef, UserService,
+    Credentials, NewUser, ResourceDetails, SearchResult, UserRef, UserService,
 };
 
 use crate::UseCases;
 use crate::access::authorize_in;
+use crate::fresh_ids::FreshIdAttempts;
 use crate::tokens::hash_token;
 
 impl UseCases {
@@ -50,33 +51,14 @@ impl UseCases {
             contact: new_user.contact.clone(),
             usernames,
         };
-        Ok(User::create(
+        User::create(
             user_id,
             created,
             self.ports.clock.now(),
             Some(caller.user_id.clone()),
-        ))
+        )
+        .map_err(|e| ServiceError::invalid_field("authenticators.usernames", e))
     }
-}
-
-fn check_usernames(usernames: &[NewUsername]) -> Result<(), ServiceError> {
-    if usernames.len() > MAX_USERNAMES_PER_USER {
-        return Err(ServiceError::InvalidArgument {
-            reason: "TOO_MANY_USERNAMES",
-            message: format!("a user may have at most {MAX_USERNAMES_PER_USER} usernames"),
-            field: Some("authenticators.usernames".to_owned()),
-        });
-    }
-    let mut keys: Vec<String> = usernames.iter().map(|u| u.username.key()).collect();
-    keys.sort();
-    if let Some(pair) = keys.windows(2).find(|pair| pair[0] == pair[1]) {
-        return Err(ServiceError::InvalidArgument {
-            reason: "DUPLICATE_USERNAME",
-            message: format!("the username {:?} is given twice", pair[0]),
-            field: Some("authenticators.usernames".to_owned()),
-        });
-    }
-    Ok(())
 }
 
 /// Whether the command changes if the user's tokens work.
@@ -193,42 +175,35 @@ impl UserService for UseCases {
                 org_id: org_id.to_string(),
             }
         })?;
-        check_usernames(&new_user.usernames)?;
 
         let client_chose_id = new_user.user_id.is_some();
-        for _ in 0..self.write_attempts {
+        let mut attempts = FreshIdAttempts::new("user", self.write_attempts);
+        loop {
+            attempts.start()?;
             let user_id = match &new_user.user_id {
                 Some(id) => id.clone(),
                 None => UserId::new(self.ports.ids.next_id())
                     .map_err(|e| ServiceError::Internal(Box::new(e)))?,
             };
             let (user, event) = self.new_user_state(caller, &org_id, user_id, &new_user)?;
-            match self.ports.users.append(&user, &event).await {
-                Ok(()) => return Ok(ResourceDetails::of_user(&user)),
+            return match self.ports.users.append(&user, &event).await {
+                Ok(()) => Ok(ResourceDetails::of_user(&user)),
                 Err(StoreError::UserIdTaken) if client_chose_id => {
-                    return Err(ServiceError::UserAlreadyExists {
+                    Err(ServiceError::UserAlreadyExists {
                         user_id: user.id.to_string(),
-                    });
+                    })
                 }
-                // A server-made id (of the user or of a username) clashed with one made by
-                // another process in the same millisecond: make new ones.
-                Err(StoreError::UserIdTaken | StoreError::Conflict) => {
-                    tracing::debug!(user_id = %user.id, "server-made id clashed; retrying");
-                }
+                // The user's id or a username's, both server-made.
+                Err(StoreError::UserIdTaken | StoreError::Conflict) => continue,
                 Err(StoreError::UsernameTaken(username)) => {
-                    return Err(ServiceError::UsernameTaken { username });
+                    Err(ServiceError::UsernameTaken { username })
                 }
-                Err(StoreError::OrganizationNotFound) => {
-                    return Err(ServiceError::OrganizationNotFound {
-                        org_id: org_id.to_string(),
-                    });
-                }
-                Err(other) => return Err(other.into()),
-            }
+                Err(StoreError::OrganizationNotFound) => Err(ServiceError::OrganizationNotFound {
+                    org_id: org_id.to_string(),
+                }),
+                Err(other) => Err(other.into()),
+            };
         }
-        Err(ServiceError::Internal(
-            "could not make a unique user id".into(),
-        ))
     }
 
     async fn get_user(&self, caller: &Caller, target: &UserRef) -> Result<User, ServiceError> {

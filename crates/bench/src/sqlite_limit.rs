@@ -50,7 +50,7 @@ fn flow_once(
         created,
         SystemClock.now(),
         actor.clone(),
-    );
+    )?;
     session.append(&user, &event)?;
     session.find(&user.id)?.ok_or("the created user is gone")?;
     let patch = Command::Patch(UserPatch {
@@ -112,7 +112,7 @@ pub fn run(
                 created,
                 SystemClock.now(),
                 None,
-            );
+            )?;
             session.append(&user, &event)?;
             readable.push(user.id);
         }

@@ -5,12 +5,13 @@
 //! the fold of those events ([`User::replay`]). Commands never mutate: [`User::execute`]
 //! checks the guard and returns the event together with the state it leads to.
 
-use serde::{Deserialize, Serialize};
-
 use crate::Timestamp;
-use crate::values::{Email, OrgId, Phone, SchemaId, UserData, UserId, Username, UsernameId};
+use crate::values::{
+    Email, InvalidValue, MAX_USERNAMES_PER_USER, OrgId, Phone, SchemaId, UserData, UserId,
+    Username, UsernameId,
+};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Lifecycle {
     Active,
     Inactive,
@@ -61,33 +62,25 @@ impl UserState {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EmailContact {
     pub address: Email,
-    #[serde(default)]
     pub verified: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PhoneContact {
     pub number: Phone,
-    #[serde(default)]
     pub verified: bool,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Contact {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<EmailContact>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<PhoneContact>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UsernameEntry {
     pub id: UsernameId,
     pub username: Username,
@@ -114,32 +107,22 @@ pub struct User {
 }
 
 /// Everything a new user starts with.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq)]
 pub struct UserCreated {
     pub org_id: OrgId,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_id: Option<SchemaId>,
-    #[serde(default)]
     pub data: UserData,
-    #[serde(default)]
     pub contact: Contact,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub usernames: Vec<UsernameEntry>,
 }
 
 /// A change of profile. Present fields replace the current value; an event carries only
 /// the fields that actually changed.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct UserPatch {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_id: Option<SchemaId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<UserData>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<EmailContact>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<PhoneContact>,
 }
 
@@ -164,19 +147,18 @@ pub enum UserChange {
     Deleted,
 }
 
-/// A stored event could not be understood.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EventDecodeError {
-    #[error("unknown event type {0:?}")]
-    UnknownType(String),
-    #[error("malformed payload of a {event_type} event: {message}")]
-    MalformedPayload {
-        event_type: &'static str,
-        message: String,
-    },
-}
-
 impl UserChange {
+    /// The event names of the API reference, also the labels of the events metric.
+    pub const TYPES: [&'static str; 7] = [
+        Self::CREATED,
+        Self::UPDATED,
+        Self::LOCKED,
+        Self::UNLOCKED,
+        Self::DEACTIVATED,
+        Self::ACTIVATED,
+        Self::DELETED,
+    ];
+
     pub const CREATED: &'static str = "user.created";
     pub const UPDATED: &'static str = "user.updated";
     pub const LOCKED: &'static str = "user.locked";
@@ -195,40 +177,6 @@ impl UserChange {
             UserChange::Activated => Self::ACTIVATED,
             UserChange::Deleted => Self::DELETED,
         }
-    }
-
-    /// The event's payload as it is stored: the "what" of the event, as a JSON object.
-    pub fn payload(&self) -> serde_json::Value {
-        let encoded = match self {
-            UserChange::Created(created) => serde_json::to_value(created),
-            UserChange::Updated(patch) => serde_json::to_value(patch),
-            _ => Ok(serde_json::Value::Object(serde_json::Map::new())),
-        };
-        // Our payload types contain only strings, booleans and JSON maps: encoding them
-        // cannot fail.
-        encoded.unwrap_or_default()
-    }
-
-    pub fn decode(event_type: &str, payload: &str) -> Result<UserChange, EventDecodeError> {
-        fn parse<T: serde::de::DeserializeOwned>(
-            event_type: &'static str,
-            payload: &str,
-        ) -> Result<T, EventDecodeError> {
-            serde_json::from_str(payload).map_err(|e| EventDecodeError::MalformedPayload {
-                event_type,
-                message: e.to_string(),
-            })
-        }
-        Ok(match event_type {
-            Self::CREATED => UserChange::Created(Box::new(parse(Self::CREATED, payload)?)),
-            Self::UPDATED => UserChange::Updated(Box::new(parse(Self::UPDATED, payload)?)),
-            Self::LOCKED => UserChange::Locked,
-            Self::UNLOCKED => UserChange::Unlocked,
-            Self::DEACTIVATED => UserChange::Deactivated,
-            Self::ACTIVATED => UserChange::Activated,
-            Self::DELETED => UserChange::Deleted,
-            other => return Err(EventDecodeError::UnknownType(other.to_owned())),
-        })
     }
 }
 
@@ -319,9 +267,44 @@ pub enum ReplayError {
     },
 }
 
+impl UserCreated {
+    /// The limits on a new user's usernames: at most [`MAX_USERNAMES_PER_USER`], and no
+    /// name given twice (compared as usernames are).
+    pub fn check_usernames(&self) -> Result<(), InvalidValue> {
+        if self.usernames.len() > MAX_USERNAMES_PER_USER {
+            return Err(InvalidValue::new(
+                "TOO_MANY_USERNAMES",
+                format!("a user may have at most {MAX_USERNAMES_PER_USER} usernames"),
+            ));
+        }
+        let mut keys: Vec<String> = self.usernames.iter().map(|u| u.username.key()).collect();
+        keys.sort();
+        if let Some(pair) = keys.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(InvalidValue::new(
+                "DUPLICATE_USERNAME",
+                format!("the username {:?} is given twice", pair[0]),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl User {
     /// Starts a new user: the state after its `user.created` event, and that event.
+    /// Refused when the usernames break [`UserCreated::check_usernames`].
     pub fn create(
+        id: UserId,
+        created: UserCreated,
+        at: Timestamp,
+        actor: Option<UserId>,
+    ) -> Result<(User, UserEvent), InvalidValue> {
+        created.check_usernames()?;
+        Ok(User::start(id, created, at, actor))
+    }
+
+    /// The state after a `user.created` event, whose content was checked when it was
+    /// first accepted (replay trusts the log).
+    fn start(
         id: UserId,
         created: UserCreated,
         at: Timestamp,
@@ -352,6 +335,11 @@ impl User {
 
     pub fn state(&self) -> UserState {
         UserState::of(self.lifecycle, self.locked)
+    }
+
+    /// Whether the user's credentials (tokens) work: only while active and unlocked.
+    pub fn may_authenticate(&self) -> bool {
+        self.state() == UserState::Active
     }
 
     pub fn is_deleted(&self) -> bool {
@@ -494,7 +482,7 @@ impl User {
                 found: first.sequence,
             });
         }
-        let (mut user, _) = User::create(first.user_id, *created, first.at, first.actor);
+        let (mut user, _) = User::start(first.user_id, *created, first.at, first.actor);
         for event in events {
             user.apply(&event)?;
         }

@@ -4,8 +4,6 @@
 //! client, and metadata. Internal causes (SQL, I/O) stay in [`ServiceError::Internal`] and
 //! [`ServiceError::Unavailable`], whose client messages never include them.
 
-use std::fmt;
-
 use userd_domain::authz::Permission;
 use userd_domain::user::Refusal;
 use userd_domain::values::InvalidValue;
@@ -204,16 +202,24 @@ pub enum StoreError {
     UserNotFound,
     #[error("the database is unavailable")]
     Unavailable(#[source] Cause),
-    /// Something stored could not be read back as what it should be.
-    #[error("corrupt stored data: {0}")]
-    Corrupt(String),
+    /// Something stored could not be read back as what it should be: `what` names it
+    /// (a table and a key, never a stored value), `cause` says why.
+    #[error("corrupt stored data: {what}")]
+    Corrupt {
+        what: String,
+        #[source]
+        cause: Cause,
+    },
     #[error("storage error")]
     Internal(#[source] Cause),
 }
 
 impl StoreError {
-    pub fn internal(message: impl fmt::Display) -> Self {
-        StoreError::Internal(message.to_string().into())
+    pub fn corrupt(what: impl Into<String>, cause: impl Into<Cause>) -> Self {
+        StoreError::Corrupt {
+            what: what.into(),
+            cause: cause.into(),
+        }
     }
 }
 

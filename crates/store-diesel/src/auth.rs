@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use userd_domain::Timestamp;
 use userd_domain::authz::{Caller, Memberships, Role, RoleSet};
+use userd_domain::user::UserState;
 use userd_domain::values::{OrgId, UserId};
 use userd_ports::error::StoreError;
 use userd_ports::repository::{
@@ -47,7 +48,13 @@ pub(crate) fn format_roles(roles: &RoleSet) -> String {
 }
 
 fn corrupt(user_id: &str) -> impl Fn(userd_domain::values::InvalidValue) -> StoreError + '_ {
-    move |e| StoreError::Corrupt(format!("membership of {user_id}: {e}"))
+    move |e| StoreError::corrupt(format!("a membership of user {user_id:?}"), Box::new(e))
+}
+
+/// The users whose credentials work, as [`userd_domain::user::User::may_authenticate`]
+/// decides: the stored state is the reported state, computed by the domain.
+pub(crate) fn may_authenticate() -> diesel::dsl::Eq<users::state, &'static str> {
+    users::state.eq(UserState::Active.as_str())
 }
 
 type TokenRow = (
@@ -86,8 +93,7 @@ impl Authenticator for Database {
                         .is_null()
                         .or(personal_access_tokens::expires_at_us.gt(now)),
                 )
-                .filter(users::lifecycle.eq("ACTIVE"))
-                .filter(users::locked.eq(false))
+                .filter(may_authenticate())
                 .select((
                     users::id,
                     users::org_id,
@@ -413,7 +419,7 @@ impl TokenRepository for Database {
                     issuer: issuer
                         .map(UserId::new)
                         .transpose()
-                        .map_err(|e| StoreError::Corrupt(format!("token issuer: {e}")))?,
+                        .map_err(|e| StoreError::corrupt("a token's issuer", Box::new(e)))?,
                 })
             })
             .collect()

@@ -6,7 +6,7 @@ use userd_ports::bootstrap::{BootstrapPlan, BootstrapStore};
 use userd_ports::error::StoreError;
 use userd_ports::recovery::RecoveryStore;
 
-use crate::auth::format_roles;
+use crate::auth::{format_roles, may_authenticate};
 use crate::connection::{Database, DbConnection, write_transaction};
 use crate::errors::store_error;
 use crate::schema::{instance, instance_members, organizations, personal_access_tokens, users};
@@ -96,7 +96,7 @@ fn bootstrap(conn: &mut DbConnection, plan: &BootstrapPlan) -> Result<bool, Stor
         ))
         .execute(conn)
         .map_err(store_error)?;
-    UserWrite::new(&plan.admin, &plan.admin_created).apply(conn)?;
+    UserWrite::new(&plan.admin, &plan.admin_created)?.apply(conn)?;
     diesel::insert_into(instance_members::table)
         .values((
             instance_members::user_id.eq(plan.admin.id.as_str()),
@@ -128,8 +128,7 @@ impl RecoveryStore for Database {
                     // Role lists are comma-separated names; no other role name contains
                     // this one.
                     .filter(instance_members::roles.like("%IAM_OWNER%"))
-                    .filter(users::lifecycle.eq("ACTIVE"))
-                    .filter(users::locked.eq(false))
+                    .filter(may_authenticate())
                     .order((users::created_at_us, users::id))
                     .select(users::id)
                     .first(conn)
@@ -138,7 +137,7 @@ impl RecoveryStore for Database {
             })
             .await?;
         found
-            .map(|id| UserId::new(id).map_err(StoreError::internal))
+            .map(|id| UserId::new(id).map_err(|e| StoreError::corrupt("a user id", Box::new(e))))
             .transpose()
     }
 
@@ -154,7 +153,9 @@ impl RecoveryStore for Database {
             })
             .await?;
         found
-            .map(|id| OrgId::new(id).map_err(StoreError::internal))
+            .map(|id| {
+                OrgId::new(id).map_err(|e| StoreError::corrupt("an organization id", Box::new(e)))
+            })
             .transpose()
     }
 }

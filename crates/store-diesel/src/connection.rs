@@ -259,7 +259,7 @@ impl Database {
             })
         })
         .await
-        .map_err(|e| StoreError::internal(format!("database task failed: {e}")))?
+        .map_err(|e| StoreError::Internal(Box::new(e)))?
     }
 
     /// A connection for blocking callers outside tokio (start-up, CLI, tests).

@@ -126,7 +126,8 @@ fn cap_existing_tokens(
         }
         for (org, roles, changed) in in_orgs {
             if changed <= created {
-                let org = OrgId::new(org).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let org = OrgId::new(org)
+                    .map_err(|e| StoreError::corrupt("a membership", Box::new(e)))?;
                 held.organizations.insert(org, parse_roles(&roles));
             } else {
                 capped = true;
@@ -148,6 +149,18 @@ pub(crate) struct NameClaim {
     pub org_id: String,
     pub username: String,
     pub organization_specific: bool,
+}
+
+impl NameClaim {
+    pub(crate) fn of(row: &crate::projection::UsernameRow) -> NameClaim {
+        NameClaim {
+            id: row.id.clone(),
+            user_id: row.user_id.clone(),
+            org_id: row.org_id.clone(),
+            username: row.username.clone(),
+            organization_specific: row.organization_specific,
+        }
+    }
 }
 
 /// The key of each username, given in the order their users were created: the

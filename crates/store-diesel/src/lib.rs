@@ -22,5 +22,5 @@ pub use connection::{Backend, Database, DatabaseTarget, DbConnection, PoolSettin
 pub use data_migrations::{DataMigrationReport, UsernameClash};
 pub use errors::OpenError;
 pub use migrations::MigrationReport;
-pub use projection::{ProjectionDrift, ProjectionRow};
+pub use projection::{ProjectionDrift, ProjectionRow, RebuildReport, UsernameRow};
 pub use users::BlockingSession;

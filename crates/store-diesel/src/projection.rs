@@ -6,14 +6,18 @@ use std::collections::BTreeMap;
 use diesel::prelude::*;
 use userd_domain::Timestamp;
 use userd_domain::user::{
-    Contact, EmailContact, Lifecycle, PhoneContact, User, UserChange, UserEvent, UsernameEntry,
+    Contact, EmailContact, Lifecycle, PhoneContact, User, UserEvent, UsernameEntry,
 };
 use userd_domain::values::{Email, OrgId, Phone, SchemaId, UserData, UserId};
 use userd_ports::error::StoreError;
 
 use crate::connection::{Database, DbConnection};
+use crate::data_migrations::{NameClaim, assign_keys};
 use crate::errors::store_error;
 use crate::schema::{events, usernames, users};
+use crate::stored::{
+    decode_change, decode_usernames, encode_change, encode_usernames, stored_event_type,
+};
 
 /// The aggregate type of user streams in the event log.
 pub(crate) const USER_AGGREGATE: &str = "user";
@@ -47,15 +51,16 @@ fn to_i64(sequence: u64) -> i64 {
     i64::try_from(sequence).unwrap_or(i64::MAX)
 }
 
-fn corrupt(what: impl std::fmt::Display) -> StoreError {
-    StoreError::internal(format!("corrupt user row: {what}"))
+/// A user row that does not hold a valid user.
+fn corrupt(id: &str) -> impl Fn(Box<dyn std::error::Error + Send + Sync>) -> StoreError + '_ {
+    move |cause| StoreError::corrupt(format!("the row of user {id:?}"), cause)
 }
 
 impl ProjectionRow {
-    pub fn of(user: &User) -> ProjectionRow {
+    pub fn of(user: &User) -> Result<ProjectionRow, StoreError> {
         let email = user.contact.email.as_ref();
         let phone = user.contact.phone.as_ref();
-        ProjectionRow {
+        Ok(ProjectionRow {
             id: user.id.to_string(),
             id_key: user.id.as_str().to_lowercase(),
             org_id: user.org_id.to_string(),
@@ -66,8 +71,7 @@ impl ProjectionRow {
             email_verified: email.is_some_and(|e| e.verified),
             phone: phone.map(|p| p.number.as_str().to_owned()),
             phone_verified: phone.is_some_and(|p| p.verified),
-            // A Vec of plain structs always encodes.
-            usernames: serde_json::to_string(&user.usernames).unwrap_or_default(),
+            usernames: encode_usernames(&user.usernames)?,
             lifecycle: match user.lifecycle {
                 Lifecycle::Active => "ACTIVE",
                 Lifecycle::Inactive => "INACTIVE",
@@ -79,18 +83,21 @@ impl ProjectionRow {
             created_at_us: user.created.unix_micros(),
             changed_at_us: user.changed.unix_micros(),
             sequence: to_i64(user.sequence),
-        }
+        })
     }
 
     pub fn into_user(self) -> Result<User, StoreError> {
-        let data: serde_json::Value = serde_json::from_str(&self.data).map_err(corrupt)?;
-        let usernames: Vec<UsernameEntry> =
-            serde_json::from_str(&self.usernames).map_err(corrupt)?;
+        let id = self.id.clone();
+        let corrupt = corrupt(&id);
+        let boxed = |e: userd_domain::values::InvalidValue| corrupt(Box::new(e));
+        let data: serde_json::Value =
+            serde_json::from_str(&self.data).map_err(|e| corrupt(Box::new(e)))?;
+        let usernames: Vec<UsernameEntry> = decode_usernames(&self.usernames)?;
         let email = self
             .email
             .map(|address| {
                 Ok::<_, StoreError>(EmailContact {
-                    address: Email::new(address).map_err(corrupt)?,
+                    address: Email::new(address).map_err(boxed)?,
                     verified: self.email_verified,
                 })
             })
@@ -99,31 +106,31 @@ impl ProjectionRow {
             .phone
             .map(|number| {
                 Ok::<_, StoreError>(PhoneContact {
-                    number: Phone::new(number).map_err(corrupt)?,
+                    number: Phone::new(number).map_err(boxed)?,
                     verified: self.phone_verified,
                 })
             })
             .transpose()?;
         Ok(User {
-            id: UserId::new(self.id).map_err(corrupt)?,
-            org_id: OrgId::new(self.org_id).map_err(corrupt)?,
+            id: UserId::new(self.id).map_err(boxed)?,
+            org_id: OrgId::new(self.org_id).map_err(boxed)?,
             schema_id: self
                 .schema_id
                 .map(SchemaId::new)
                 .transpose()
-                .map_err(corrupt)?,
-            data: UserData::from_value(data).map_err(corrupt)?,
+                .map_err(boxed)?,
+            data: UserData::from_value(data).map_err(boxed)?,
             contact: Contact { email, phone },
             usernames,
             lifecycle: match self.lifecycle.as_str() {
                 "ACTIVE" => Lifecycle::Active,
                 "INACTIVE" => Lifecycle::Inactive,
-                other => return Err(corrupt(format!("lifecycle {other:?}"))),
+                other => return Err(corrupt(format!("unknown lifecycle {other:?}").into())),
             },
             locked: self.locked,
             created: Timestamp::from_unix_micros(self.created_at_us),
             changed: Timestamp::from_unix_micros(self.changed_at_us),
-            sequence: u64::try_from(self.sequence).map_err(corrupt)?,
+            sequence: u64::try_from(self.sequence).map_err(|e| corrupt(Box::new(e)))?,
         })
     }
 }
@@ -131,7 +138,7 @@ impl ProjectionRow {
 /// One row of the `usernames` table.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Queryable, Selectable, Insertable)]
 #[diesel(table_name = usernames)]
-pub(crate) struct UsernameRow {
+pub struct UsernameRow {
     pub id: String,
     pub user_id: String,
     pub org_id: String,
@@ -169,39 +176,35 @@ pub(crate) struct EventRow {
 }
 
 impl EventRow {
-    pub fn of(event: &UserEvent, org_id: &OrgId) -> EventRow {
-        EventRow {
+    pub fn of(event: &UserEvent, org_id: &OrgId) -> Result<EventRow, StoreError> {
+        Ok(EventRow {
             aggregate_type: USER_AGGREGATE.to_owned(),
             aggregate_id: event.user_id.to_string(),
             sequence: to_i64(event.sequence),
-            event_type: event.change.event_type().to_owned(),
+            event_type: stored_event_type(&event.change).to_owned(),
             org_id: org_id.to_string(),
             actor_id: event.actor.as_ref().map(ToString::to_string),
-            payload: event.change.payload().to_string(),
+            payload: encode_change(&event.change)?,
             created_at_us: event.at.unix_micros(),
-        }
+        })
     }
 
     pub fn into_event(self) -> Result<UserEvent, StoreError> {
-        let corrupt_event = |what: String| {
-            StoreError::internal(format!(
-                "corrupt event {}#{}: {what}",
-                self.aggregate_id, self.sequence
-            ))
+        let what = format!("event {} of user {:?}", self.sequence, self.aggregate_id);
+        let corrupt = |cause: Box<dyn std::error::Error + Send + Sync>| {
+            StoreError::corrupt(what.clone(), cause)
         };
         Ok(UserEvent {
-            user_id: UserId::new(self.aggregate_id.clone())
-                .map_err(|e| corrupt_event(e.to_string()))?,
-            sequence: u64::try_from(self.sequence).map_err(|e| corrupt_event(e.to_string()))?,
+            user_id: UserId::new(self.aggregate_id.clone()).map_err(|e| corrupt(Box::new(e)))?,
+            sequence: u64::try_from(self.sequence).map_err(|e| corrupt(Box::new(e)))?,
             at: Timestamp::from_unix_micros(self.created_at_us),
             actor: self
                 .actor_id
                 .clone()
                 .map(UserId::new)
                 .transpose()
-                .map_err(|e| corrupt_event(e.to_string()))?,
-            change: UserChange::decode(&self.event_type, &self.payload)
-                .map_err(|e| corrupt_event(e.to_string()))?,
+                .map_err(|e| corrupt(Box::new(e)))?,
+            change: decode_change(&self.event_type, &self.payload)?,
         })
     }
 }
@@ -243,15 +246,36 @@ fn replayed_states(
             .push(row.into_event()?);
     }
     let replayed = streams.len();
-    let mut live = BTreeMap::new();
+    let mut users = Vec::new();
     for (id, stream) in streams {
-        let user = User::replay(stream)
-            .map_err(|e| StoreError::internal(format!("event log of {id}: {e}")))?;
-        if let Some(user) = user.filter(|u| !u.is_deleted()) {
-            let mut names = username_rows(&user);
-            names.sort();
-            live.insert(id, (ProjectionRow::of(&user), names));
+        let user = User::replay(stream).map_err(|e| {
+            StoreError::corrupt(format!("the event log of user {id:?}"), Box::new(e))
+        })?;
+        users.extend(user.filter(|u| !u.is_deleted()));
+    }
+    // Names are claimed in the order users were created, as they were when written: a
+    // name two users hold under today's comparison stays with the first (see
+    // data_migrations::assign_keys).
+    users.sort_by(|a, b| (a.created, a.id.as_str()).cmp(&(b.created, b.id.as_str())));
+    let mut rows: Vec<(ProjectionRow, Vec<UsernameRow>)> = Vec::with_capacity(users.len());
+    let mut claims = Vec::new();
+    for user in &users {
+        let mut names = username_rows(user);
+        names.sort_by(|a, b| a.id.cmp(&b.id));
+        claims.extend(names.iter().map(NameClaim::of));
+        rows.push((ProjectionRow::of(user)?, names));
+    }
+    let (keys, _) = assign_keys(&claims);
+    let mut keys = keys.into_iter();
+    let mut live = BTreeMap::new();
+    for (row, mut names) in rows {
+        for name in &mut names {
+            if let Some(key) = keys.next() {
+                name.username_key = key;
+            }
         }
+        names.sort();
+        live.insert(row.id.clone(), (row, names));
     }
     Ok((replayed, live))
 }
@@ -278,7 +302,85 @@ fn stored_states(conn: &mut DbConnection) -> Result<BTreeMap<String, FullState>,
     Ok(states)
 }
 
+/// What a rebuild of the current-state tables changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RebuildReport {
+    pub users_replayed: usize,
+    /// Rows written anew or rewritten because they differed from the log.
+    pub rows_written: usize,
+    /// Rows of users the log says are deleted or never existed.
+    pub rows_removed: usize,
+}
+
+fn rebuild(conn: &mut DbConnection) -> Result<RebuildReport, StoreError> {
+    if let DbConnection::Postgres(pg) = conn {
+        // Writers wait until the tables agree with the log again.
+        diesel::sql_query("LOCK TABLE events IN EXCLUSIVE MODE")
+            .execute(pg)
+            .map_err(store_error)?;
+    }
+    let (users_replayed, replayed) = replayed_states(conn)?;
+    let stored = stored_states(conn)?;
+    let mut report = RebuildReport {
+        users_replayed,
+        ..RebuildReport::default()
+    };
+    // Removing a row removes its memberships with it (ON DELETE CASCADE): right for a
+    // user the log says is gone, so only those rows are ever removed.
+    for id in stored.keys().filter(|id| !replayed.contains_key(*id)) {
+        diesel::delete(users::table.find(id))
+            .execute(conn)
+            .map_err(store_error)?;
+        report.rows_removed += 1;
+    }
+    diesel::delete(usernames::table)
+        .execute(conn)
+        .map_err(store_error)?;
+    for (id, (row, names)) in &replayed {
+        match stored.get(id) {
+            Some((current, _)) if current == row => {}
+            Some(_) => {
+                diesel::update(users::table.find(id))
+                    .set(row)
+                    .execute(conn)
+                    .map_err(store_error)?;
+                report.rows_written += 1;
+            }
+            None => {
+                diesel::insert_into(users::table)
+                    .values(row)
+                    .execute(conn)
+                    .map_err(store_error)?;
+                report.rows_written += 1;
+            }
+        }
+        for name in names {
+            diesel::insert_into(usernames::table)
+                .values(name)
+                .execute(conn)
+                .map_err(store_error)?;
+        }
+    }
+    Ok(report)
+}
+
 impl Database {
+    /// Rewrites the current-state tables (users and their usernames) as the fold of the
+    /// event log, in one transaction that holds off writers. Memberships and tokens are
+    /// not events and stay as they are, except those of users the log says are gone.
+    pub async fn rebuild_projection(&self) -> Result<RebuildReport, StoreError> {
+        self.run(|conn| crate::connection::write_transaction(conn, rebuild))
+            .await
+    }
+
+    /// Every row of the current-state tables, by user id: for tests and diagnosis.
+    #[doc(hidden)]
+    pub async fn current_state_rows(
+        &self,
+    ) -> Result<BTreeMap<String, (ProjectionRow, Vec<UsernameRow>)>, StoreError> {
+        self.run(stored_states).await
+    }
+
     /// Replays every user's events and compares the result with the live tables.
     pub async fn verify_projection(&self) -> Result<ProjectionDrift, StoreError> {
         self.run(|conn| {

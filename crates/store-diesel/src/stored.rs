@@ -5,9 +5,17 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use userd_domain::authz::{Grants, Permission, PermissionSet};
-use userd_domain::values::OrgId;
+use userd_domain::user::{
+    Contact, EmailContact, PhoneContact, UserChange, UserCreated, UserPatch, UsernameEntry,
+};
+use userd_domain::values::{Email, OrgId, Phone, SchemaId, UserData, Username, UsernameId};
 use userd_ports::error::StoreError;
+
+fn encode<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Internal(Box::new(e)))
+}
 
 /// The stored name of each permission. Fixed forever: stored data refers to these.
 fn stored_permission_name(permission: Permission) -> &'static str {
@@ -53,14 +61,16 @@ pub(crate) fn encode_grants(grants: &Grants) -> Result<String, StoreError> {
             .map(|(org, set)| (org.to_string(), names(*set)))
             .collect(),
     };
-    serde_json::to_string(&stored).map_err(|e| StoreError::Internal(Box::new(e)))
+    encode(&stored)
 }
 
 pub(crate) fn decode_grants(text: &str) -> Result<Grants, StoreError> {
-    let corrupt = |what: String| StoreError::Corrupt(format!("token ceiling: {what}"));
-    let stored: StoredGrantsV1 = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
+    let corrupt = |cause: Box<dyn std::error::Error + Send + Sync>| {
+        StoreError::corrupt("a token ceiling", cause)
+    };
+    let stored: StoredGrantsV1 = serde_json::from_str(text).map_err(|e| corrupt(Box::new(e)))?;
     if stored.v != 1 {
-        return Err(corrupt(format!("unknown version {}", stored.v)));
+        return Err(corrupt(format!("unknown version {}", stored.v).into()));
     }
     // An unknown permission name grants nothing: never more than was stored.
     let set = |names: &[String]| -> PermissionSet {
@@ -71,13 +81,235 @@ pub(crate) fn decode_grants(text: &str) -> Result<Grants, StoreError> {
     };
     let mut organizations = BTreeMap::new();
     for (org, granted) in &stored.organizations {
-        let org = OrgId::new(org.clone()).map_err(|e| corrupt(e.to_string()))?;
+        let org = OrgId::new(org.clone()).map_err(|e| corrupt(Box::new(e)))?;
         organizations.insert(org, set(granted));
     }
     Ok(Grants {
         instance: set(&stored.instance),
         organizations,
     })
+}
+
+// --- users -------------------------------------------------------------------------
+//
+// Version 1 of the event payloads and of the `users.usernames` column is the JSON userd
+// wrote since its first release; it carries no version field. A later version adds
+// `"v": 2`, and readers keep reading version 1.
+
+/// The stored name of each event type. Fixed forever: the log refers to these.
+pub(crate) fn stored_event_type(change: &UserChange) -> &'static str {
+    match change {
+        UserChange::Created(_) => "user.created",
+        UserChange::Updated(_) => "user.updated",
+        UserChange::Locked => "user.locked",
+        UserChange::Unlocked => "user.unlocked",
+        UserChange::Deactivated => "user.deactivated",
+        UserChange::Activated => "user.activated",
+        UserChange::Deleted => "user.deleted",
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredEmailV1 {
+    address: String,
+    #[serde(default)]
+    verified: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredPhoneV1 {
+    number: String,
+    #[serde(default)]
+    verified: bool,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StoredContactV1 {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    email: Option<StoredEmailV1>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    phone: Option<StoredPhoneV1>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredUsernameV1 {
+    id: String,
+    username: String,
+    #[serde(default)]
+    organization_specific: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredCreatedV1 {
+    org_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    schema_id: Option<String>,
+    #[serde(default)]
+    data: Map<String, Value>,
+    #[serde(default)]
+    contact: StoredContactV1,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    usernames: Vec<StoredUsernameV1>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredPatchV1 {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    schema_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data: Option<Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    email: Option<StoredEmailV1>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    phone: Option<StoredPhoneV1>,
+}
+
+fn stored_email(email: &EmailContact) -> StoredEmailV1 {
+    StoredEmailV1 {
+        address: email.address.as_str().to_owned(),
+        verified: email.verified,
+    }
+}
+
+fn stored_phone(phone: &PhoneContact) -> StoredPhoneV1 {
+    StoredPhoneV1 {
+        number: phone.number.as_str().to_owned(),
+        verified: phone.verified,
+    }
+}
+
+fn stored_usernames(usernames: &[UsernameEntry]) -> Vec<StoredUsernameV1> {
+    usernames
+        .iter()
+        .map(|entry| StoredUsernameV1 {
+            id: entry.id.to_string(),
+            username: entry.username.as_str().to_owned(),
+            organization_specific: entry.organization_specific,
+        })
+        .collect()
+}
+
+type Invalid = userd_domain::values::InvalidValue;
+
+fn email_of(stored: StoredEmailV1) -> Result<EmailContact, Invalid> {
+    Ok(EmailContact {
+        address: Email::new(stored.address)?,
+        verified: stored.verified,
+    })
+}
+
+fn phone_of(stored: StoredPhoneV1) -> Result<PhoneContact, Invalid> {
+    Ok(PhoneContact {
+        number: Phone::new(stored.number)?,
+        verified: stored.verified,
+    })
+}
+
+fn usernames_of(stored: Vec<StoredUsernameV1>) -> Result<Vec<UsernameEntry>, Invalid> {
+    stored
+        .into_iter()
+        .map(|entry| {
+            Ok(UsernameEntry {
+                id: UsernameId::new(entry.id)?,
+                username: Username::new(entry.username)?,
+                organization_specific: entry.organization_specific,
+            })
+        })
+        .collect()
+}
+
+/// The payload stored for a change: the "what" of the event, a JSON object.
+pub(crate) fn encode_change(change: &UserChange) -> Result<String, StoreError> {
+    match change {
+        UserChange::Created(created) => encode(&StoredCreatedV1 {
+            org_id: created.org_id.to_string(),
+            schema_id: created.schema_id.as_ref().map(ToString::to_string),
+            data: created.data.as_map().clone(),
+            contact: StoredContactV1 {
+                email: created.contact.email.as_ref().map(stored_email),
+                phone: created.contact.phone.as_ref().map(stored_phone),
+            },
+            usernames: stored_usernames(&created.usernames),
+        }),
+        UserChange::Updated(patch) => encode(&StoredPatchV1 {
+            schema_id: patch.schema_id.as_ref().map(ToString::to_string),
+            data: patch.data.as_ref().map(|d| d.as_map().clone()),
+            email: patch.email.as_ref().map(stored_email),
+            phone: patch.phone.as_ref().map(stored_phone),
+        }),
+        _ => Ok("{}".to_owned()),
+    }
+}
+
+/// A stored event's change, from its type and payload.
+pub(crate) fn decode_change(event_type: &str, payload: &str) -> Result<UserChange, StoreError> {
+    let corrupt = |cause: Box<dyn std::error::Error + Send + Sync>| {
+        StoreError::corrupt(format!("the payload of a {event_type} event"), cause)
+    };
+    fn parse<T: serde::de::DeserializeOwned>(payload: &str) -> Result<T, serde_json::Error> {
+        serde_json::from_str(payload)
+    }
+    let boxed = |e: Invalid| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) };
+    Ok(match event_type {
+        "user.created" => {
+            let stored: StoredCreatedV1 = parse(payload).map_err(|e| corrupt(Box::new(e)))?;
+            let created = (|| -> Result<UserCreated, Invalid> {
+                Ok(UserCreated {
+                    org_id: OrgId::new(stored.org_id)?,
+                    schema_id: stored.schema_id.map(SchemaId::new).transpose()?,
+                    data: UserData::new(stored.data)?,
+                    contact: Contact {
+                        email: stored.contact.email.map(email_of).transpose()?,
+                        phone: stored.contact.phone.map(phone_of).transpose()?,
+                    },
+                    usernames: usernames_of(stored.usernames)?,
+                })
+            })()
+            .map_err(|e| corrupt(boxed(e)))?;
+            UserChange::Created(Box::new(created))
+        }
+        "user.updated" => {
+            let stored: StoredPatchV1 = parse(payload).map_err(|e| corrupt(Box::new(e)))?;
+            let patch = (|| -> Result<UserPatch, Invalid> {
+                Ok(UserPatch {
+                    schema_id: stored.schema_id.map(SchemaId::new).transpose()?,
+                    data: stored.data.map(UserData::new).transpose()?,
+                    email: stored.email.map(email_of).transpose()?,
+                    phone: stored.phone.map(phone_of).transpose()?,
+                })
+            })()
+            .map_err(|e| corrupt(boxed(e)))?;
+            UserChange::Updated(Box::new(patch))
+        }
+        "user.locked" => UserChange::Locked,
+        "user.unlocked" => UserChange::Unlocked,
+        "user.deactivated" => UserChange::Deactivated,
+        "user.activated" => UserChange::Activated,
+        "user.deleted" => UserChange::Deleted,
+        other => {
+            return Err(StoreError::corrupt(
+                "an event",
+                format!("unknown event type {other:?}"),
+            ));
+        }
+    })
+}
+
+/// The `users.usernames` column: the user's usernames as the client wrote them.
+pub(crate) fn encode_usernames(usernames: &[UsernameEntry]) -> Result<String, StoreError> {
+    encode(&stored_usernames(usernames))
+}
+
+pub(crate) fn decode_usernames(text: &str) -> Result<Vec<UsernameEntry>, StoreError> {
+    let corrupt = "the usernames of a user row";
+    let stored: Vec<StoredUsernameV1> =
+        serde_json::from_str(text).map_err(|e| StoreError::corrupt(corrupt, Box::new(e)))?;
+    usernames_of(stored).map_err(|e| StoreError::corrupt(corrupt, Box::new(e)))
 }
 
 #[cfg(test)]
@@ -100,5 +332,22 @@ mod tests {
         );
         assert_eq!(decode_grants(&text).unwrap(), grants);
         assert!(decode_grants(r#"{"v":2}"#).is_err());
+    }
+
+    #[test]
+    fn changes_round_trip_and_version_one_payloads_still_read() {
+        let written = r#"{"contact":{"email":{"address":"ada@example.com","verified":true}},"data":{"a":1},"orgId":"o1","schemaId":"s","usernames":[{"id":"n1","organizationSpecific":true,"username":"ada"}]}"#;
+        let change = decode_change("user.created", written).unwrap();
+        let UserChange::Created(created) = &change else {
+            panic!("{change:?}");
+        };
+        assert_eq!(created.org_id.as_str(), "o1");
+        assert_eq!(created.usernames[0].username.as_str(), "ada");
+        assert!(created.usernames[0].organization_specific);
+        let again = decode_change("user.created", &encode_change(&change).unwrap()).unwrap();
+        assert_eq!(again, change);
+        assert_eq!(stored_event_type(&change), "user.created");
+        assert!(decode_change("user.renamed", "{}").is_err());
+        assert!(decode_change("user.updated", r#"{"email":{"address":"no"}}"#).is_err());
     }
 }

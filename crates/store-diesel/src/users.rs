@@ -23,15 +23,7 @@ use crate::schema::{events, usernames, users};
 #[derive(Debug, Default)]
 pub(crate) struct AppendedEvents([AtomicU64; EVENT_TYPES.len()]);
 
-const EVENT_TYPES: [&str; 7] = [
-    UserChange::CREATED,
-    UserChange::UPDATED,
-    UserChange::LOCKED,
-    UserChange::UNLOCKED,
-    UserChange::DEACTIVATED,
-    UserChange::ACTIVATED,
-    UserChange::DELETED,
-];
+const EVENT_TYPES: [&str; 7] = UserChange::TYPES;
 
 impl AppendedEvents {
     pub(crate) fn count(&self, event_type: &str) {
@@ -58,13 +50,13 @@ pub(crate) struct UserWrite {
 }
 
 impl UserWrite {
-    pub(crate) fn new(state: &User, event: &UserEvent) -> UserWrite {
-        UserWrite {
-            event: EventRow::of(event, &state.org_id),
-            row: ProjectionRow::of(state),
+    pub(crate) fn new(state: &User, event: &UserEvent) -> Result<UserWrite, StoreError> {
+        Ok(UserWrite {
+            event: EventRow::of(event, &state.org_id)?,
+            row: ProjectionRow::of(state)?,
             usernames: username_rows(state),
             deleted: state.is_deleted(),
-        }
+        })
     }
 
     /// Writes inside the caller's transaction, which must hold the write lock.
@@ -352,12 +344,11 @@ impl UserWrite {
                 Some(key) if key.starts_with("events") || key.starts_with("users") => {
                     StoreError::UserIdTaken
                 }
-                Some(key) if key.contains("unique_in_org") => StoreError::UsernameTaken(
-                    self.usernames
-                        .first()
-                        .map(|n| n.username.clone())
-                        .unwrap_or_default(),
-                ),
+                // Which name clashed is not said; a race this close is reported as one.
+                Some(key) if key.contains("unique_in_org") => match self.usernames.as_slice() {
+                    [only] => StoreError::UsernameTaken(only.username.clone()),
+                    _ => StoreError::Conflict,
+                },
                 // A server-made username id clashed: the use case retries.
                 Some(_) => StoreError::Conflict,
                 None => store_error(error),
@@ -468,7 +459,7 @@ impl UserRepository for Database {
     }
 
     async fn append(&self, state: &User, event: &UserEvent) -> Result<(), StoreError> {
-        let write = UserWrite::new(state, event);
+        let write = UserWrite::new(state, event)?;
         self.run(move |conn| write.commit(conn)).await?;
         self.appended.count(event.change.event_type());
         Ok(())
@@ -500,7 +491,7 @@ impl BlockingSession {
     }
 
     pub fn append(&mut self, state: &User, event: &UserEvent) -> Result<(), StoreError> {
-        UserWrite::new(state, event).commit(&mut self.pooled.conn)
+        UserWrite::new(state, event)?.commit(&mut self.pooled.conn)
     }
 }
 

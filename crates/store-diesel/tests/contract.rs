@@ -156,7 +156,7 @@ impl Fixture {
                 })
                 .collect(),
         };
-        User::create(UserId::new(id).unwrap(), created, SystemClock.now(), None)
+        User::create(UserId::new(id).unwrap(), created, SystemClock.now(), None).unwrap()
     }
 
     async fn create(

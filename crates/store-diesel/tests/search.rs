@@ -181,7 +181,8 @@ async fn world(test_db: TestDatabase) -> World {
                 .collect(),
         };
         let at = Timestamp::from_unix_micros(seed.created * 1_000_000);
-        let (mut user, event) = User::create(UserId::new(seed.id).unwrap(), created, at, None);
+        let (mut user, event) =
+            User::create(UserId::new(seed.id).unwrap(), created, at, None).unwrap();
         db.append(&user, &event).await.unwrap();
         for (i, command) in seed.commands.iter().enumerate() {
             let later =

@@ -126,7 +126,7 @@ async fn a_database_of_the_first_release_is_upgraded(db: TestDatabase) {
             organization_specific: false,
         }],
     };
-    let (user, event) = User::create(UserId::new("u4").unwrap(), created, now, None);
+    let (user, event) = User::create(UserId::new("u4").unwrap(), created, now, None).unwrap();
     assert!(matches!(
         store.append(&user, &event).await,
         Err(StoreError::UsernameTaken(_))

@@ -1,6 +1,7 @@
 //! The userd binary: reads the configuration, prepares the database, and serves HTTP.
 
 mod pat_file;
+mod rebuild;
 mod recover;
 mod serve;
 mod settings;
@@ -51,6 +52,17 @@ enum Command {
     /// token is lost. Writes it to bootstrap.admin_pat_path (mode 0600) unless told
     /// otherwise.
     AdminToken(AdminTokenArgs),
+    /// Rewrite the current-state tables (users, usernames) from the event log, in one
+    /// transaction that holds off writers. Safe while userd serves.
+    RebuildProjection(RebuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RebuildArgs {
+    /// Only compare the tables with the log and report; change nothing. Exits 1 when
+    /// they differ.
+    #[arg(long)]
+    pub check: bool,
 }
 
 #[derive(Debug, Args)]
@@ -92,12 +104,14 @@ fn main() -> ExitCode {
         Command::Serve => serve::serve(settings),
         Command::Migrate => serve::migrate_only(&settings),
         Command::AdminToken(args) => recover::admin_token(&settings, args),
+        Command::RebuildProjection(args) => rebuild::rebuild_projection(&settings, &args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(error = %error, "userd stopped");
-            eprintln!("userd: {error}");
+            let chain = serve::chain(&error);
+            tracing::error!(error = %chain, "userd stopped");
+            eprintln!("userd: {chain}");
             ExitCode::FAILURE
         }
     }

@@ -19,7 +19,7 @@ pub fn admin_token(settings: &Settings, args: AdminTokenArgs) -> Result<(), Star
         .user_id
         .map(UserId::new)
         .transpose()
-        .map_err(|e| StartError::Runtime(format!("--user-id: {e}")))?;
+        .map_err(StartError::UserId)?;
     let expires_at = args.expires_in_days.map(|days| {
         let micros = i64::from(days) * 86_400 * 1_000_000;
         Timestamp::from_unix_micros(SystemClock.now().unix_micros().saturating_add(micros))
@@ -83,8 +83,7 @@ pub fn admin_token(settings: &Settings, args: AdminTokenArgs) -> Result<(), Star
         _ => {
             tracing::info!(user_id = %access.user_id, token_id = %access.token_id, "issued a new IAM_OWNER token");
             let mut out = std::io::stdout().lock();
-            writeln!(out, "{}", access.token.expose())
-                .map_err(|e| StartError::Runtime(format!("cannot print the token: {e}")))?;
+            writeln!(out, "{}", access.token.expose()).map_err(StartError::Print)?;
         }
     }
     Ok(())

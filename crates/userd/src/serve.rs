@@ -5,12 +5,14 @@ use std::time::Duration;
 
 use userd_api_http::{Metrics, ServerSettings, Services};
 use userd_app::auth_cache::CachedAuthenticator;
+use userd_app::bootstrap::BootstrapError;
 use userd_app::bootstrap::bootstrap_if_empty;
 use userd_app::clock::SystemClock;
 use userd_app::ids::SnowflakeIds;
 use userd_app::{Ports, UseCases};
 use userd_ports::admin::AdminService;
 use userd_ports::bootstrap::BootstrapStore;
+use userd_ports::error::StoreError;
 use userd_ports::ids::IdGenerator;
 use userd_ports::repository::Authenticator;
 use userd_ports::service::UserService;
@@ -19,31 +21,61 @@ use userd_store_diesel::{Database, DatabaseTarget, OpenError, PoolSettings};
 use crate::pat_file::PendingPatFile;
 use crate::settings::Settings;
 
+/// Why userd could not start, or stopped. Each variant names what failed; the cause is
+/// its source, so a chain prints every cause once.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("{0}")]
+    #[error(transparent)]
     Database(#[from] OpenError),
-    #[error("cannot reach the database at {url} after {attempts} attempts: {cause}")]
+    #[error("cannot reach the database at {url} after {attempts} attempts")]
     Unreachable {
         url: String,
         attempts: u32,
-        cause: String,
+        #[source]
+        cause: StoreError,
     },
-    #[error("cannot write the admin token file {path}: {cause}")]
-    PatFile { path: String, cause: std::io::Error },
-    #[error("first-start bootstrap failed: {0}")]
-    Bootstrap(String),
-    #[error("cannot listen on {address}: {cause}")]
-    Bind {
-        address: String,
+    #[error("cannot write the admin token file {path}")]
+    PatFile {
+        path: String,
+        #[source]
         cause: std::io::Error,
     },
-    #[error("the HTTP server failed: {0}")]
-    Server(std::io::Error),
-    #[error("{0}")]
+    #[error("first-start bootstrap failed")]
+    Bootstrap(#[source] BootstrapError),
+    #[error("cannot listen on {address}")]
+    Bind {
+        address: String,
+        #[source]
+        cause: std::io::Error,
+    },
+    #[error("the HTTP server failed")]
+    Server(#[source] std::io::Error),
+    #[error(transparent)]
     Recovery(#[from] userd_app::recovery::RecoveryError),
-    #[error("{0}")]
-    Runtime(String),
+    #[error("cannot read the instance id")]
+    InstanceId(#[source] StoreError),
+    #[error("cannot set up metrics")]
+    Metrics(#[source] prometheus::Error),
+    #[error("--user-id")]
+    UserId(#[source] userd_domain::values::InvalidValue),
+    #[error("cannot write to standard output")]
+    Print(#[source] std::io::Error),
+    #[error("cannot rebuild the current-state tables")]
+    Rebuild(#[source] StoreError),
+    #[error("the current-state tables differ from the event log")]
+    Drift,
+}
+
+/// An error and every cause under it, each once: `a: b: c`.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }
 
 /// Opens the pool and applies migrations, retrying while the database is unreachable.
@@ -56,8 +88,10 @@ pub fn prepare_database(settings: &Settings) -> Result<Database, StartError> {
         statement_timeout: Duration::from_millis(settings.database.statement_timeout_ms),
     };
     let database = Database::open(&target, &pool)?;
-    let attempts = settings.database.connect_attempts;
-    for attempt in 1..=attempts {
+    // At least one attempt: the settings refuse zero.
+    let attempts = settings.database.connect_attempts.max(1);
+    let mut attempt = 1;
+    loop {
         match database.migrate() {
             Ok(report) => {
                 tracing::info!(
@@ -81,26 +115,22 @@ pub fn prepare_database(settings: &Settings) -> Result<Database, StartError> {
                     database = %target.redacted(),
                     attempt,
                     attempts,
-                    error = %cause,
+                    error = %chain(&cause),
                     "database unreachable; retrying in 1 s"
                 );
                 std::thread::sleep(Duration::from_secs(1));
+                attempt += 1;
             }
             Err(OpenError::Unreachable(cause)) => {
                 return Err(StartError::Unreachable {
                     url: target.redacted(),
                     attempts,
-                    cause: cause.to_string(),
+                    cause,
                 });
             }
             Err(other) => return Err(other.into()),
         }
     }
-    Err(StartError::Unreachable {
-        url: target.redacted(),
-        attempts,
-        cause: "no attempt was made".into(),
-    })
 }
 
 /// Names that became one name when usernames began to be compared after Unicode
@@ -200,8 +230,11 @@ async fn bootstrap(
     database: &Database,
     ids: &SnowflakeIds,
 ) -> Result<(), StartError> {
-    let bootstrap_error = |e: &dyn std::fmt::Display| StartError::Bootstrap(e.to_string());
-    if !database.is_empty().await.map_err(|e| bootstrap_error(&e))? {
+    if !database
+        .is_empty()
+        .await
+        .map_err(|e| StartError::Bootstrap(e.into()))?
+    {
         return Ok(());
     }
     let path = &settings.bootstrap.admin_pat_path;
@@ -236,7 +269,7 @@ async fn bootstrap(
         }
         Err(error) => {
             pending.abandon();
-            Err(bootstrap_error(&error))
+            Err(StartError::Bootstrap(error))
         }
     }
 }
@@ -248,7 +281,7 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
     let instance_id = database
         .instance_id(&ids.next_id())
         .await
-        .map_err(|e| StartError::Runtime(format!("cannot read the instance id: {e}")))?;
+        .map_err(StartError::InstanceId)?;
 
     let store = Arc::new(database);
     let authenticator: Arc<dyn Authenticator> = match settings.server.token_cache_ms {
@@ -271,8 +304,7 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
     }));
     let users: Arc<dyn UserService> = use_cases.clone();
     let admin: Arc<dyn AdminService> = use_cases;
-    let metrics = store_metrics(&store)
-        .map_err(|e| StartError::Runtime(format!("cannot set up metrics: {e}")))?;
+    let metrics = store_metrics(&store).map_err(StartError::Metrics)?;
     let services = Services {
         request_timeout: Duration::from_millis(settings.server.request_timeout_ms),
         ..Services::new(users, admin, metrics)

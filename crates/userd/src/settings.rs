@@ -45,7 +45,7 @@ pub struct ServerSettings {
     pub max_connections: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// `sqlite://relative.db`, `sqlite:///absolute.db` or `postgres://...`.
@@ -244,6 +244,22 @@ impl Settings {
     }
 }
 
+/// The URL may hold a password: it is shown without it.
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = userd_store_diesel::DatabaseTarget::parse(&self.url)
+            .map_or_else(|_| "<not a database URL>".to_owned(), |t| t.redacted());
+        f.debug_struct("DatabaseSettings")
+            .field("url", &url)
+            .field("pool_size", &self.pool_size)
+            .field("pool_timeout_ms", &self.pool_timeout_ms)
+            .field("sqlite_busy_timeout_ms", &self.sqlite_busy_timeout_ms)
+            .field("connect_attempts", &self.connect_attempts)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .finish()
+    }
+}
+
 impl DatabaseSettings {
     /// The pool's size. A pool much larger than the cores the work runs on only adds
     /// waiting: measured on two cores with the database beside userd, 4 connections gave
@@ -260,6 +276,21 @@ impl DatabaseSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_database_password_never_shows_in_debug_output() {
+        let settings = DatabaseSettings {
+            url: "postgres://app:s3cret@db:5432/userd".into(),
+            pool_size: 0,
+            pool_timeout_ms: 1,
+            sqlite_busy_timeout_ms: 1,
+            connect_attempts: 1,
+            statement_timeout_ms: 1,
+        };
+        let text = format!("{settings:?}");
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("postgres://app:***@db:5432/userd"), "{text}");
+    }
 
     #[test]
     fn env_var_names_follow_the_double_underscore_rule() {

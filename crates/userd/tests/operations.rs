@@ -18,6 +18,7 @@ on_both_backends_blocking!(
     metrics_count_requests_pool_and_events,
     every_request_is_one_structured_log_line,
     a_saturated_pool_answers_503_after_a_bounded_wait,
+    the_current_state_tables_are_rebuilt_from_the_log,
 );
 
 /// Holds the database's write lock from outside userd until dropped.
@@ -220,6 +221,74 @@ fn every_request_is_one_structured_log_line(db: TestDatabase) {
     assert!(
         !everything.contains(&userd.token),
         "tokens are never logged"
+    );
+}
+
+/// Runs SQL on the test database from outside userd, as an operator's mistake would.
+fn run_sql(db: &TestDatabase, sql: &str) {
+    match db.backend {
+        Backend::Sqlite => {
+            SqliteConnection::establish(db.url.strip_prefix("sqlite://").unwrap())
+                .unwrap()
+                .batch_execute(sql)
+                .unwrap();
+        }
+        Backend::Postgres => PgConnection::establish(&db.url)
+            .unwrap()
+            .batch_execute(sql)
+            .unwrap(),
+    }
+}
+
+fn the_current_state_tables_are_rebuilt_from_the_log(db: TestDatabase) {
+    let mut userd = Userd::start(db);
+    for id in ["kept", "lost", "gone"] {
+        let username = json!({"username": format!("{id}-name"), "isOrganizationSpecific": true});
+        let body = json!({"userId": id, "authenticators": {"usernames": [username]}});
+        assert_eq!(userd.create(&body).0, 201);
+    }
+    assert_eq!(userd.act("kept", "_lock").0, 200);
+    assert_eq!(userd.delete(&format!("{USERS}/gone")).0, 200);
+    let (check, clean, stderr) = userd.run_cli(&["rebuild-projection", "--check"]);
+    assert_eq!(check, 0, "the tables agree with the log: {clean}{stderr}");
+
+    // Damage the tables behind userd's back: a row lost, a state rewritten.
+    userd.stop();
+    run_sql(
+        &userd.db,
+        "DELETE FROM usernames WHERE user_id = 'lost'; \
+         DELETE FROM users WHERE id = 'lost'; \
+         UPDATE users SET locked = false, state = 'USER_STATE_ACTIVE' WHERE id = 'kept';",
+    );
+    let (check, report, _) = userd.run_cli(&["rebuild-projection", "--check"]);
+    assert_eq!(check, 1, "drift is reported: {report}");
+    assert!(
+        report.contains("\"lost\"") && report.contains("\"kept\""),
+        "{report}"
+    );
+
+    let (code, stdout, stderr) = userd.run_cli(&["rebuild-projection"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("rows written"), "{stdout}");
+    let (check, report, _) = userd.run_cli(&["rebuild-projection", "--check"]);
+    assert_eq!(check, 0, "clean after the rebuild: {report}");
+
+    userd.restart();
+    let (status, kept) = userd.user("kept");
+    assert_eq!(
+        (status, kept["user"]["state"].as_str()),
+        (200, Some("USER_STATE_LOCKED"))
+    );
+    assert_eq!(userd.user("lost").0, 200, "the lost row is back");
+    assert_eq!(userd.user("gone").0, 404, "deleted stays deleted");
+    let (status, found) = userd.post(
+        &format!("{USERS}/_search"),
+        &json!({"filters": [{"usernameFilter": {"username": "lost-name"}}]}),
+    );
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(
+        found["result"][0]["details"]["id"], "lost",
+        "its username is indexed again: {found}"
     );
 }
 

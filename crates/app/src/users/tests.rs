@@ -23,7 +23,7 @@ use userd_ports::repository::{
     AuthenticatedToken, MockAuthenticator, MockHealthProbe, MockMembershipRepository,
     MockOrganizationRepository, MockTokenRepository, MockUserRepository,
 };
-use userd_ports::service::{Owner, OwnerType};
+use userd_ports::service::{NewUsername, Owner, OwnerType};
 
 pub(crate) const NOW: i64 = 1_750_000_000_000_000;
 
@@ -68,6 +68,7 @@ pub(crate) fn stored_user(id: &str, org_id: &str) -> User {
         Timestamp::from_unix_micros(NOW - 1_000),
         None,
     )
+    .unwrap()
     .0
 }
 
@@ -516,10 +517,11 @@ async fn storage_outages_are_unavailable_and_other_failures_internal() {
     assert!(!error.public_message().contains("connection refused"));
 
     let mut mocks = Mocks::new().finding(Some(stored_user("u1", "acme")));
-    mocks
-        .users
-        .expect_append()
-        .returning(|_, _| Err(StoreError::internal("syntax error at or near \"SELEC\"")));
+    mocks.users.expect_append().returning(|_, _| {
+        Err(StoreError::Internal(
+            "syntax error at or near \"SELEC\"".into(),
+        ))
+    });
     let error = mocks
         .build()
         .execute(&admin(), &target("u1"), Command::Lock)
