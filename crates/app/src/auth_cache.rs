@@ -31,6 +31,9 @@ struct State {
     entries: HashMap<TokenHash, Entry>,
     /// Which cached tokens belong to which user, to forget them together.
     by_user: HashMap<UserId, HashSet<TokenHash>>,
+    /// Counts [`Authenticator::forget_user`] calls. A lookup that was in flight across
+    /// one may carry the answer from before the change, so it is not remembered.
+    forgets: u64,
 }
 
 impl State {
@@ -77,8 +80,11 @@ impl CachedAuthenticator {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn remember(&self, hash: TokenHash, answer: Option<AuthenticatedToken>) {
+    fn remember(&self, hash: TokenHash, answer: Option<AuthenticatedToken>, forgets_before: u64) {
         let mut state = self.state();
+        if state.forgets != forgets_before {
+            return;
+        }
         if state.entries.len() >= self.capacity {
             let ttl = self.ttl;
             let stale: Vec<TokenHash> = state
@@ -93,7 +99,8 @@ impl CachedAuthenticator {
             if state.entries.len() >= self.capacity {
                 // Everything is fresh: a flood of distinct tokens. Start over rather than
                 // grow without bound.
-                *state = State::default();
+                state.entries.clear();
+                state.by_user.clear();
             }
         }
         if let Some(found) = &answer {
@@ -120,7 +127,7 @@ impl Authenticator for CachedAuthenticator {
         token: &TokenHash,
         now: Timestamp,
     ) -> Result<Option<AuthenticatedToken>, StoreError> {
-        {
+        let forgets_before = {
             let mut state = self.state();
             match state.entries.get(token) {
                 Some(entry) if entry.fetched.elapsed() < self.ttl => {
@@ -132,14 +139,16 @@ impl Authenticator for CachedAuthenticator {
                 Some(_) => state.remove(token),
                 None => {}
             }
-        }
+            state.forgets
+        };
         let answer = self.inner.caller_for_token(token, now).await?;
-        self.remember(token.clone(), answer.clone());
+        self.remember(token.clone(), answer.clone(), forgets_before);
         Ok(answer)
     }
 
     fn forget_user(&self, user: &UserId) {
         let mut state = self.state();
+        state.forgets = state.forgets.wrapping_add(1);
         if let Some(hashes) = state.by_user.remove(user) {
             for hash in hashes {
                 state.entries.remove(&hash);
@@ -212,7 +221,8 @@ mod tests {
                 calls += 1;
                 Ok((calls == 1).then(|| found("u", None)))
             });
-        let cache = CachedAuthenticator::with_ttl(Arc::new(inner), Duration::from_millis(30));
+        // A zero TTL makes every entry already too old: the expiry path, without a pause.
+        let cache = CachedAuthenticator::with_ttl(Arc::new(inner), Duration::ZERO);
         let hash = hash_token("t");
         assert!(
             cache
@@ -221,7 +231,6 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
-        std::thread::sleep(Duration::from_millis(40));
         assert!(
             cache
                 .caller_for_token(&hash, at(0))
@@ -288,5 +297,76 @@ mod tests {
                 .await
                 .unwrap();
         }
+    }
+
+    /// Answers the first lookup only when the test says so, to hold it in flight; every
+    /// later lookup finds the user locked (no answer).
+    struct HeldLookup {
+        started: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+        proceed: tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+        lookups: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Authenticator for HeldLookup {
+        async fn caller_for_token(
+            &self,
+            _: &TokenHash,
+            _: Timestamp,
+        ) -> Result<Option<AuthenticatedToken>, StoreError> {
+            let first = self
+                .lookups
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                == 0;
+            if !first {
+                return Ok(None);
+            }
+            let started = self.started.lock().unwrap().take();
+            started.unwrap().send(()).unwrap();
+            let proceed = self.proceed.lock().await.take();
+            proceed.unwrap().await.unwrap();
+            Ok(Some(found("u", None)))
+        }
+
+        fn forget_user(&self, _: &UserId) {}
+    }
+
+    #[tokio::test]
+    async fn a_lookup_in_flight_across_a_lock_is_not_remembered() {
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let (proceed_tx, proceed_rx) = tokio::sync::oneshot::channel();
+        let inner = Arc::new(HeldLookup {
+            started: Mutex::new(Some(started_tx)),
+            proceed: tokio::sync::Mutex::new(Some(proceed_rx)),
+            lookups: std::sync::atomic::AtomicUsize::new(0),
+        });
+        let cache = Arc::new(CachedAuthenticator::with_ttl(
+            inner.clone(),
+            Duration::from_secs(60),
+        ));
+        let hash = hash_token("t");
+        let in_flight = tokio::spawn({
+            let cache = cache.clone();
+            let hash = hash.clone();
+            async move { cache.caller_for_token(&hash, at(0)).await }
+        });
+        // The lookup has read the user as it was before the lock; now the lock commits.
+        started_rx.await.unwrap();
+        cache.forget_user(&UserId::new("u").unwrap());
+        proceed_tx.send(()).unwrap();
+        let before_lock = in_flight.await.unwrap().unwrap();
+        assert!(
+            before_lock.is_some(),
+            "the request that began first may pass"
+        );
+        assert!(
+            cache
+                .caller_for_token(&hash, at(0))
+                .await
+                .unwrap()
+                .is_none(),
+            "the next request sees the lock"
+        );
+        assert_eq!(inner.lookups.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 }
