@@ -1,4 +1,4 @@
-//! Request bodies: read with a size limit, parsed as JSON with contract errors.
+//! Request bodies: read with a size limit, parsed as JSON with the errors of docs/api.md.
 
 use actix_web::HttpRequest;
 use actix_web::http::header;

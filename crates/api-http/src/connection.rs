@@ -1,5 +1,5 @@
 //! The HTTP/1 connection under actix-http, where userd takes over what the library does
-//! not do the contract's way:
+//! not do the way docs/api.md says:
 //!
 //! - A request with both `Content-Length` and `Transfer-Encoding` (a request-smuggling
 //!   shape, RFC 9112 §6.3) marks its connection [`Framing::poisoned`]: the request is
@@ -10,7 +10,7 @@
 //! - The answers actix-http writes on its own, before any route runs (400 for an
 //!   unparsable request, 408 for a client too slow to send its request head, 431 for a
 //!   head over its 128 KiB buffer or 96 headers), carry no body. They are rewritten here,
-//!   on their way to the socket, into the contract's `google.rpc.Status` JSON.
+//!   on their way to the socket, into the `google.rpc.Status` JSON of docs/api.md.
 
 use std::io;
 use std::pin::Pin;
@@ -262,7 +262,8 @@ mod tests {
 
     #[test]
     fn bare_error_answers_become_status_json() {
-        let head = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\ndate: x\r\n\r\n";
+        let head = b"HTTP/1.1 431 Request Header Fields Too Large\r\n\
+                     content-length: 0\r\nconnection: close\r\ndate: x\r\n\r\n";
         let Head::Bare {
             head_len,
             rewritten,

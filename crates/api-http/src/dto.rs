@@ -1,4 +1,4 @@
-//! The JSON shapes of the contract (gRPC-gateway style): lowerCamelCase, empty fields
+//! The JSON shapes of docs/api.md (gRPC-gateway style): lowerCamelCase, empty fields
 //! omitted, enums by name, timestamps in RFC 3339 UTC.
 
 use serde::{Deserialize, Serialize};
@@ -9,7 +9,7 @@ use userd_domain::user::{Contact, EmailContact, PhoneContact, User, UserPatch};
 use userd_domain::values::{Email, Phone, SchemaId, UserData, UserId, Username};
 use userd_ports::ServiceError;
 use userd_ports::repository::TokenRecord;
-use userd_ports::service::{NewUser, NewUsername, OwnerType, ResourceDetails};
+use userd_ports::service::{NewUser, NewUsername, ResourceDetails};
 use utoipa::ToSchema;
 
 // --- requests ----------------------------------------------------------------------
@@ -58,8 +58,7 @@ pub(crate) struct EmailInput {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct PhoneInput {
-    /// 1 to 20 characters: digits with an optional leading `+`.
-    #[schema(pattern = r"^\+?[0-9]{1,19}$")]
+    #[schema(value_type = Option<crate::openapi::PhoneNumber>)]
     number: Option<String>,
     is_verified: Option<bool>,
 }
@@ -186,11 +185,7 @@ impl From<&ResourceDetails> for DetailsOut {
             created: details.created.to_rfc3339(),
             changed: details.changed.to_rfc3339(),
             owner: OwnerOut {
-                kind: match details.owner.kind {
-                    OwnerType::System => "OWNER_TYPE_SYSTEM",
-                    OwnerType::Instance => "OWNER_TYPE_INSTANCE",
-                    OwnerType::Organization => "OWNER_TYPE_ORG",
-                },
+                kind: details.owner.kind.as_str(),
                 id: details.owner.id.clone(),
             },
         }

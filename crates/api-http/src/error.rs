@@ -158,7 +158,7 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-/// The contract's error body: a `google.rpc.Status` with one `google.rpc.ErrorInfo`.
+/// The error body of docs/api.md: a `google.rpc.Status` with one `google.rpc.ErrorInfo`.
 pub(crate) fn status_json(
     kind: ErrorKind,
     reason: &str,

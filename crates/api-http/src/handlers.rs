@@ -116,14 +116,29 @@ fn details(status: StatusCode, details: &userd_ports::service::ResourceDetails) 
 
 // --- handlers ----------------------------------------------------------------------
 
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process runs", body = crate::openapi::Health)))]
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The process runs", body = crate::openapi::Health),
+    ),
+)]
 pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok()
         .content_type(ContentType::json())
         .body(r#"{"status":"SERVING"}"#)
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "The database answers", body = crate::openapi::Health), (status = 503, description = "The database does not answer (code 14)", body = crate::openapi::Status)))]
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The database answers", body = crate::openapi::Health),
+        (status = 503, description = "The database does not answer (code 14)", body = crate::openapi::Status),
+    ),
+)]
 pub(crate) async fn readyz(service: Service) -> Answer {
     service.readiness().await?;
     Ok(HttpResponse::Ok()
@@ -131,7 +146,29 @@ pub(crate) async fn readyz(service: Service) -> Answer {
         .body(r#"{"status":"SERVING"}"#))
 }
 
-#[utoipa::path(post, path = "/resources/v3alpha/users", tag = "users", params(("organization.orgId" = Option<String>, Query, description = "The organization to create the user in; by default the one of the caller.")), request_body(content = CreateUserRequest, content_type = "application/json"), responses((status = 201, description = "Created", body = DetailsResponse, headers(("ETag" = String, description = "The version of the user (its event sequence), quoted"))), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 403, description = "A role without the needed permission (code 7)", body = crate::openapi::Status), (status = 404, description = "Not found, or not visible to the caller (code 5)", body = crate::openapi::Status), (status = 409, description = "Already exists (code 6) or concurrent modification (code 10)", body = crate::openapi::Status), (status = 413, description = "Body over 256 KiB (code 3)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/resources/v3alpha/users",
+    tag = "users",
+    params(
+        (
+            "organization.orgId" = Option<String>,
+            Query,
+            description = "The organization to create the user in; by default the one of the caller.",
+        ),
+    ),
+    request_body(content = CreateUserRequest, content_type = "application/json"),
+    responses(
+        (
+            status = 201,
+            description = "Created",
+            body = DetailsResponse,
+            headers(("ETag" = String, description = "The version of the user (its event sequence), quoted")),
+        ),
+        crate::openapi::CreateErrors,
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn create_user(req: HttpRequest, payload: Payload, service: Service) -> Answer {
     let caller = authenticate(&req, &service).await?;
     let org = organization(&req)?;
@@ -141,7 +178,28 @@ pub(crate) async fn create_user(req: HttpRequest, payload: Payload, service: Ser
     Ok(details(StatusCode::CREATED, &created))
 }
 
-#[utoipa::path(post, path = "/resources/v3alpha/users/_search", tag = "users", params(("organization.orgId" = Option<String>, Query, description = "Only users of this organization."), ("query.offset" = Option<String>, Query, description = "Default 0"), ("query.limit" = Option<String>, Query, description = "Default 100, at most 1000"), ("query.desc" = Option<bool>, Query), ("sortingColumn" = Option<crate::openapi::SortingColumn>, Query, description = "Default FIELD_NAME_CREATION_DATE; ties are broken by id")), request_body(content = crate::openapi::SearchBody, content_type = "application/json"), responses((status = 200, description = "One page of the users the caller may read", body = crate::search::SearchResponse), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 413, description = "Body over 256 KiB (code 3)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/resources/v3alpha/users/_search",
+    tag = "users",
+    params(
+        ("organization.orgId" = Option<String>, Query, description = "Only users of this organization."),
+        ("query.offset" = Option<String>, Query, description = "Default 0"),
+        ("query.limit" = Option<String>, Query, description = "Default 100, at most 1000"),
+        ("query.desc" = Option<bool>, Query),
+        (
+            "sortingColumn" = Option<crate::openapi::SortingColumn>,
+            Query,
+            description = "Default FIELD_NAME_CREATION_DATE; ties are broken by id",
+        ),
+    ),
+    request_body(content = crate::openapi::SearchBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "One page of the users the caller may read", body = crate::search::SearchResponse),
+        crate::openapi::SearchErrors,
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn search_users(req: HttpRequest, payload: Payload, service: Service) -> Answer {
     let caller = authenticate(&req, &service).await?;
     let mut request = userd_ports::search::SearchRequest {
@@ -155,7 +213,29 @@ pub(crate) async fn search_users(req: HttpRequest, payload: Payload, service: Se
     Ok(HttpResponse::Ok().json(crate::search::SearchResponse::from(&found)))
 }
 
-#[utoipa::path(get, path = "/resources/v3alpha/users/{id}", tag = "users", params(("id" = String, Path, description = "The id of the user, 1 to 200 characters."), ("organization.orgId" = Option<String>, Query, description = "Expect the user in this organization; a user of another one is then not found.")), responses((status = 200, description = "The user", body = GetUserResponse, headers(("ETag" = String, description = "The version of the user (its event sequence), quoted"))), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 403, description = "A role without the needed permission (code 7)", body = crate::openapi::Status), (status = 404, description = "Not found, or not visible to the caller (code 5)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/resources/v3alpha/users/{id}",
+    tag = "users",
+    params(
+        ("id" = String, Path, description = "The id of the user, 1 to 200 characters."),
+        (
+            "organization.orgId" = Option<String>,
+            Query,
+            description = "Expect the user in this organization; a user of another one is then not found.",
+        ),
+    ),
+    responses(
+        (
+            status = 200,
+            description = "The user",
+            body = GetUserResponse,
+            headers(("ETag" = String, description = "The version of the user (its event sequence), quoted")),
+        ),
+        crate::openapi::ReadErrors,
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn get_user(req: HttpRequest, id: web::Path<String>, service: Service) -> Answer {
     let caller = authenticate(&req, &service).await?;
     let target = user_ref(&req, id.into_inner())?;
@@ -167,7 +247,36 @@ pub(crate) async fn get_user(req: HttpRequest, id: web::Path<String>, service: S
         }))
 }
 
-#[utoipa::path(patch, path = "/resources/v3alpha/users/{id}", tag = "users", params(("id" = String, Path, description = "The id of the user, 1 to 200 characters."), ("If-Match" = Option<String>, Header, description = "Write only if the user is still at this version: an ETag from a previous answer, or *. Otherwise 412 (code 9, ETAG_MISMATCH) and nothing is written."), ("organization.orgId" = Option<String>, Query, description = "Expect the user in this organization; a user of another one is then not found.")), request_body(content = PatchUserRequest, content_type = "application/json"), responses((status = 200, description = "Changed, or nothing to change", body = DetailsResponse, headers(("ETag" = String, description = "The version of the user (its event sequence), quoted"))), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 403, description = "A role without the needed permission (code 7)", body = crate::openapi::Status), (status = 404, description = "Not found, or not visible to the caller (code 5)", body = crate::openapi::Status), (status = 409, description = "Already exists (code 6) or concurrent modification (code 10)", body = crate::openapi::Status), (status = 413, description = "Body over 256 KiB (code 3)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = 412, description = "If-Match did not match (code 9, ETAG_MISMATCH); nothing was written", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+#[utoipa::path(
+    patch,
+    path = "/resources/v3alpha/users/{id}",
+    tag = "users",
+    params(
+        ("id" = String, Path, description = "The id of the user, 1 to 200 characters."),
+        (
+            "If-Match" = Option<String>,
+            Header,
+            description = "Write only if the user is still at this version: an ETag from a previous \
+                           answer, or *. Otherwise 412 (code 9, ETAG_MISMATCH) and nothing is written.",
+        ),
+        (
+            "organization.orgId" = Option<String>,
+            Query,
+            description = "Expect the user in this organization; a user of another one is then not found.",
+        ),
+    ),
+    request_body(content = PatchUserRequest, content_type = "application/json"),
+    responses(
+        (
+            status = 200,
+            description = "Changed, or nothing to change",
+            body = DetailsResponse,
+            headers(("ETag" = String, description = "The version of the user (its event sequence), quoted")),
+        ),
+        crate::openapi::WriteErrors,
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn patch_user(
     req: HttpRequest,
     id: web::Path<String>,
@@ -184,7 +293,35 @@ pub(crate) async fn patch_user(
     Ok(details(StatusCode::OK, &changed))
 }
 
-#[utoipa::path(delete, path = "/resources/v3alpha/users/{id}", tag = "users", params(("id" = String, Path, description = "The id of the user, 1 to 200 characters."), ("If-Match" = Option<String>, Header, description = "Write only if the user is still at this version: an ETag from a previous answer, or *. Otherwise 412 (code 9, ETAG_MISMATCH) and nothing is written."), ("organization.orgId" = Option<String>, Query, description = "Expect the user in this organization; a user of another one is then not found.")), responses((status = 200, description = "Deleted", body = DetailsResponse, headers(("ETag" = String, description = "The version of the user (its event sequence), quoted"))), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 403, description = "A role without the needed permission (code 7)", body = crate::openapi::Status), (status = 404, description = "Not found, or not visible to the caller (code 5)", body = crate::openapi::Status), (status = 409, description = "Already exists (code 6) or concurrent modification (code 10)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = 412, description = "If-Match did not match (code 9, ETAG_MISMATCH); nothing was written", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+#[utoipa::path(
+    delete,
+    path = "/resources/v3alpha/users/{id}",
+    tag = "users",
+    params(
+        ("id" = String, Path, description = "The id of the user, 1 to 200 characters."),
+        (
+            "If-Match" = Option<String>,
+            Header,
+            description = "Write only if the user is still at this version: an ETag from a previous \
+                           answer, or *. Otherwise 412 (code 9, ETAG_MISMATCH) and nothing is written.",
+        ),
+        (
+            "organization.orgId" = Option<String>,
+            Query,
+            description = "Expect the user in this organization; a user of another one is then not found.",
+        ),
+    ),
+    responses(
+        (
+            status = 200,
+            description = "Deleted",
+            body = DetailsResponse,
+            headers(("ETag" = String, description = "The version of the user (its event sequence), quoted")),
+        ),
+        crate::openapi::WriteErrors,
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn delete_user(
     req: HttpRequest,
     id: web::Path<String>,
@@ -211,7 +348,40 @@ pub(crate) async fn state_change(
     Ok(details(StatusCode::OK, &changed))
 }
 
-#[utoipa::path(post, path = "/resources/v3alpha/users/{id}/_lock", tag = "users", params(("id" = String, Path, description = "The id of the user, 1 to 200 characters."), ("If-Match" = Option<String>, Header, description = "Write only if the user is still at this version: an ETag from a previous answer, or *. Otherwise 412 (code 9, ETAG_MISMATCH) and nothing is written."), ("organization.orgId" = Option<String>, Query, description = "Expect the user in this organization; a user of another one is then not found.")), request_body(content = Option<Object>, description = "None, or any JSON object (its fields are ignored)", content_type = "application/json"), responses((status = 200, description = "Locked; refused (code 9, USER_ALREADY_LOCKED) when already locked", body = DetailsResponse, headers(("ETag" = String, description = "The version of the user (its event sequence), quoted"))), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 403, description = "A role without the needed permission (code 7)", body = crate::openapi::Status), (status = 404, description = "Not found, or not visible to the caller (code 5)", body = crate::openapi::Status), (status = 409, description = "Already exists (code 6) or concurrent modification (code 10)", body = crate::openapi::Status), (status = 413, description = "Body over 256 KiB (code 3)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = 412, description = "If-Match did not match (code 9, ETAG_MISMATCH); nothing was written", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/resources/v3alpha/users/{id}/_lock",
+    tag = "users",
+    params(
+        ("id" = String, Path, description = "The id of the user, 1 to 200 characters."),
+        (
+            "If-Match" = Option<String>,
+            Header,
+            description = "Write only if the user is still at this version: an ETag from a previous \
+                           answer, or *. Otherwise 412 (code 9, ETAG_MISMATCH) and nothing is written.",
+        ),
+        (
+            "organization.orgId" = Option<String>,
+            Query,
+            description = "Expect the user in this organization; a user of another one is then not found.",
+        ),
+    ),
+    request_body(
+        content = Option<Object>,
+        description = "None, or any JSON object (its fields are ignored)",
+        content_type = "application/json",
+    ),
+    responses(
+        (
+            status = 200,
+            description = "Locked; refused (code 9, USER_ALREADY_LOCKED) when already locked",
+            body = DetailsResponse,
+            headers(("ETag" = String, description = "The version of the user (its event sequence), quoted")),
+        ),
+        crate::openapi::WriteErrors,
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn lock_user(
     req: HttpRequest,
     id: web::Path<String>,
@@ -221,7 +391,40 @@ pub(crate) async fn lock_user(
     state_change(req, id.into_inner(), payload, service, Command::Lock).await
 }
 
-#[utoipa::path(post, path = "/resources/v3alpha/users/{id}/_unlock", tag = "users", params(("id" = String, Path, description = "The id of the user, 1 to 200 characters."), ("If-Match" = Option<String>, Header, description = "Write only if the user is still at this version: an ETag from a previous answer, or *. Otherwise 412 (code 9, ETAG_MISMATCH) and nothing is written."), ("organization.orgId" = Option<String>, Query, description = "Expect the user in this organization; a user of another one is then not found.")), request_body(content = Option<Object>, description = "None, or any JSON object (its fields are ignored)", content_type = "application/json"), responses((status = 200, description = "Unlocked; refused (code 9, USER_NOT_LOCKED) when not locked", body = DetailsResponse, headers(("ETag" = String, description = "The version of the user (its event sequence), quoted"))), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 403, description = "A role without the needed permission (code 7)", body = crate::openapi::Status), (status = 404, description = "Not found, or not visible to the caller (code 5)", body = crate::openapi::Status), (status = 409, description = "Already exists (code 6) or concurrent modification (code 10)", body = crate::openapi::Status), (status = 413, description = "Body over 256 KiB (code 3)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = 412, description = "If-Match did not match (code 9, ETAG_MISMATCH); nothing was written", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/resources/v3alpha/users/{id}/_unlock",
+    tag = "users",
+    params(
+        ("id" = String, Path, description = "The id of the user, 1 to 200 characters."),
+        (
+            "If-Match" = Option<String>,
+            Header,
+            description = "Write only if the user is still at this version: an ETag from a previous \
+                           answer, or *. Otherwise 412 (code 9, ETAG_MISMATCH) and nothing is written.",
+        ),
+        (
+            "organization.orgId" = Option<String>,
+            Query,
+            description = "Expect the user in this organization; a user of another one is then not found.",
+        ),
+    ),
+    request_body(
+        content = Option<Object>,
+        description = "None, or any JSON object (its fields are ignored)",
+        content_type = "application/json",
+    ),
+    responses(
+        (
+            status = 200,
+            description = "Unlocked; refused (code 9, USER_NOT_LOCKED) when not locked",
+            body = DetailsResponse,
+            headers(("ETag" = String, description = "The version of the user (its event sequence), quoted")),
+        ),
+        crate::openapi::WriteErrors,
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn unlock_user(
     req: HttpRequest,
     id: web::Path<String>,
@@ -231,7 +434,40 @@ pub(crate) async fn unlock_user(
     state_change(req, id.into_inner(), payload, service, Command::Unlock).await
 }
 
-#[utoipa::path(post, path = "/resources/v3alpha/users/{id}/_deactivate", tag = "users", params(("id" = String, Path, description = "The id of the user, 1 to 200 characters."), ("If-Match" = Option<String>, Header, description = "Write only if the user is still at this version: an ETag from a previous answer, or *. Otherwise 412 (code 9, ETAG_MISMATCH) and nothing is written."), ("organization.orgId" = Option<String>, Query, description = "Expect the user in this organization; a user of another one is then not found.")), request_body(content = Option<Object>, description = "None, or any JSON object (its fields are ignored)", content_type = "application/json"), responses((status = 200, description = "Deactivated; refused (code 9, USER_ALREADY_INACTIVE) unless active", body = DetailsResponse, headers(("ETag" = String, description = "The version of the user (its event sequence), quoted"))), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 403, description = "A role without the needed permission (code 7)", body = crate::openapi::Status), (status = 404, description = "Not found, or not visible to the caller (code 5)", body = crate::openapi::Status), (status = 409, description = "Already exists (code 6) or concurrent modification (code 10)", body = crate::openapi::Status), (status = 413, description = "Body over 256 KiB (code 3)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = 412, description = "If-Match did not match (code 9, ETAG_MISMATCH); nothing was written", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/resources/v3alpha/users/{id}/_deactivate",
+    tag = "users",
+    params(
+        ("id" = String, Path, description = "The id of the user, 1 to 200 characters."),
+        (
+            "If-Match" = Option<String>,
+            Header,
+            description = "Write only if the user is still at this version: an ETag from a previous \
+                           answer, or *. Otherwise 412 (code 9, ETAG_MISMATCH) and nothing is written.",
+        ),
+        (
+            "organization.orgId" = Option<String>,
+            Query,
+            description = "Expect the user in this organization; a user of another one is then not found.",
+        ),
+    ),
+    request_body(
+        content = Option<Object>,
+        description = "None, or any JSON object (its fields are ignored)",
+        content_type = "application/json",
+    ),
+    responses(
+        (
+            status = 200,
+            description = "Deactivated; refused (code 9, USER_ALREADY_INACTIVE) unless active",
+            body = DetailsResponse,
+            headers(("ETag" = String, description = "The version of the user (its event sequence), quoted")),
+        ),
+        crate::openapi::WriteErrors,
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn deactivate_user(
     req: HttpRequest,
     id: web::Path<String>,
@@ -241,7 +477,40 @@ pub(crate) async fn deactivate_user(
     state_change(req, id.into_inner(), payload, service, Command::Deactivate).await
 }
 
-#[utoipa::path(post, path = "/resources/v3alpha/users/{id}/_activate", tag = "users", params(("id" = String, Path, description = "The id of the user, 1 to 200 characters."), ("If-Match" = Option<String>, Header, description = "Write only if the user is still at this version: an ETag from a previous answer, or *. Otherwise 412 (code 9, ETAG_MISMATCH) and nothing is written."), ("organization.orgId" = Option<String>, Query, description = "Expect the user in this organization; a user of another one is then not found.")), request_body(content = Option<Object>, description = "None, or any JSON object (its fields are ignored)", content_type = "application/json"), responses((status = 200, description = "Activated; refused (code 9, USER_NOT_INACTIVE) unless inactive", body = DetailsResponse, headers(("ETag" = String, description = "The version of the user (its event sequence), quoted"))), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 403, description = "A role without the needed permission (code 7)", body = crate::openapi::Status), (status = 404, description = "Not found, or not visible to the caller (code 5)", body = crate::openapi::Status), (status = 409, description = "Already exists (code 6) or concurrent modification (code 10)", body = crate::openapi::Status), (status = 413, description = "Body over 256 KiB (code 3)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = 412, description = "If-Match did not match (code 9, ETAG_MISMATCH); nothing was written", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/resources/v3alpha/users/{id}/_activate",
+    tag = "users",
+    params(
+        ("id" = String, Path, description = "The id of the user, 1 to 200 characters."),
+        (
+            "If-Match" = Option<String>,
+            Header,
+            description = "Write only if the user is still at this version: an ETag from a previous \
+                           answer, or *. Otherwise 412 (code 9, ETAG_MISMATCH) and nothing is written.",
+        ),
+        (
+            "organization.orgId" = Option<String>,
+            Query,
+            description = "Expect the user in this organization; a user of another one is then not found.",
+        ),
+    ),
+    request_body(
+        content = Option<Object>,
+        description = "None, or any JSON object (its fields are ignored)",
+        content_type = "application/json",
+    ),
+    responses(
+        (
+            status = 200,
+            description = "Activated; refused (code 9, USER_NOT_INACTIVE) unless inactive",
+            body = DetailsResponse,
+            headers(("ETag" = String, description = "The version of the user (its event sequence), quoted")),
+        ),
+        crate::openapi::WriteErrors,
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn activate_user(
     req: HttpRequest,
     id: web::Path<String>,
@@ -257,7 +526,25 @@ fn org_id(text: String) -> Result<OrgId, ApiError> {
     OrgId::new(text).map_err(|e| ServiceError::invalid_field("orgId", e).into())
 }
 
-#[utoipa::path(post, path = "/resources/v3alpha/users/{id}/pats", tag = "administration", params(("id" = String, Path, description = "The id of the user, 1 to 200 characters."), ("organization.orgId" = Option<String>, Query, description = "Expect the user in this organization; a user of another one is then not found.")), request_body(content = CreateTokenRequest, content_type = "application/json"), responses((status = 201, description = "The token, shown only this once", body = CreateTokenResponse), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 403, description = "A role without the needed permission (code 7)", body = crate::openapi::Status), (status = 404, description = "Not found, or not visible to the caller (code 5)", body = crate::openapi::Status), (status = 413, description = "Body over 256 KiB (code 3)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/resources/v3alpha/users/{id}/pats",
+    tag = "administration",
+    params(
+        ("id" = String, Path, description = "The id of the user, 1 to 200 characters."),
+        (
+            "organization.orgId" = Option<String>,
+            Query,
+            description = "Expect the user in this organization; a user of another one is then not found.",
+        ),
+    ),
+    request_body(content = CreateTokenRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The token, shown only this once", body = CreateTokenResponse),
+        crate::openapi::AdminErrors,
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn create_token(
     req: HttpRequest,
     id: web::Path<String>,
@@ -277,7 +564,24 @@ pub(crate) async fn create_token(
     }))
 }
 
-#[utoipa::path(get, path = "/resources/v3alpha/users/{id}/pats", tag = "administration", params(("id" = String, Path, description = "The id of the user, 1 to 200 characters."), ("organization.orgId" = Option<String>, Query, description = "Expect the user in this organization.")), responses((status = 200, description = "The user's tokens that are not revoked (never their secrets)", body = ListTokensResponse), (status = 400, description = "Invalid input", body = crate::openapi::Status), (status = 401, description = "No or bad token", body = crate::openapi::Status), (status = 403, description = "Not allowed", body = crate::openapi::Status), (status = 404, description = "No such user", body = crate::openapi::Status)), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/resources/v3alpha/users/{id}/pats",
+    tag = "administration",
+    params(
+        ("id" = String, Path, description = "The id of the user, 1 to 200 characters."),
+        ("organization.orgId" = Option<String>, Query, description = "Expect the user in this organization."),
+    ),
+    responses(
+        (
+            status = 200,
+            description = "The user's tokens that are not revoked (never their secrets)",
+            body = ListTokensResponse,
+        ),
+        crate::openapi::ReadErrors,
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn list_tokens(
     req: HttpRequest,
     id: web::Path<String>,
@@ -290,7 +594,25 @@ pub(crate) async fn list_tokens(
     Ok(HttpResponse::Ok().json(ListTokensResponse::from(tokens.as_slice())))
 }
 
-#[utoipa::path(delete, path = "/resources/v3alpha/users/{id}/pats/{patId}", tag = "administration", params(("id" = String, Path, description = "The id of the user, 1 to 200 characters."), ("patId" = String, Path), ("organization.orgId" = Option<String>, Query, description = "Expect the user in this organization; a user of another one is then not found.")), responses((status = 200, description = "Revoked", body = DetailsResponse), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 403, description = "A role without the needed permission (code 7)", body = crate::openapi::Status), (status = 404, description = "Not found, or not visible to the caller (code 5)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+#[utoipa::path(
+    delete,
+    path = "/resources/v3alpha/users/{id}/pats/{patId}",
+    tag = "administration",
+    params(
+        ("id" = String, Path, description = "The id of the user, 1 to 200 characters."),
+        ("patId" = String, Path),
+        (
+            "organization.orgId" = Option<String>,
+            Query,
+            description = "Expect the user in this organization; a user of another one is then not found.",
+        ),
+    ),
+    responses(
+        (status = 200, description = "Revoked", body = DetailsResponse),
+        crate::openapi::AdminErrors,
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn revoke_token(
     req: HttpRequest,
     path: web::Path<(String, String)>,
@@ -304,7 +626,17 @@ pub(crate) async fn revoke_token(
     Ok(details(StatusCode::OK, &revoked))
 }
 
-#[utoipa::path(post, path = "/v2/organizations", tag = "administration", request_body(content = CreateOrganizationRequest, content_type = "application/json"), responses((status = 201, description = "Created (IAM_OWNER only)", body = CreateOrganizationResponse), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 403, description = "A role without the needed permission (code 7)", body = crate::openapi::Status), (status = 413, description = "Body over 256 KiB (code 3)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/v2/organizations",
+    tag = "administration",
+    request_body(content = CreateOrganizationRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created (IAM_OWNER only)", body = CreateOrganizationResponse),
+        crate::openapi::AdminErrors,
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn create_organization(
     req: HttpRequest,
     payload: Payload,
@@ -323,7 +655,17 @@ pub(crate) async fn create_organization(
     }))
 }
 
-#[utoipa::path(get, path = "/v2/organizations/{orgId}", tag = "administration", params(("orgId" = String, Path)), responses((status = 200, description = "The organization", body = GetOrganizationResponse), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 404, description = "Not found, or not visible to the caller (code 5)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v2/organizations/{orgId}",
+    tag = "administration",
+    params(("orgId" = String, Path)),
+    responses(
+        (status = 200, description = "The organization", body = GetOrganizationResponse),
+        crate::openapi::ReadErrors,
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn get_organization(
     req: HttpRequest,
     id: web::Path<String>,
@@ -341,7 +683,18 @@ pub(crate) async fn get_organization(
     }))
 }
 
-#[utoipa::path(post, path = "/v2/organizations/{orgId}/members", tag = "administration", params(("orgId" = String, Path)), request_body(content = MemberRequest, content_type = "application/json"), responses((status = 200, description = "The member now holds exactly these roles", body = DetailsResponse), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 403, description = "A role without the needed permission (code 7)", body = crate::openapi::Status), (status = 404, description = "Not found, or not visible to the caller (code 5)", body = crate::openapi::Status), (status = 413, description = "Body over 256 KiB (code 3)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/v2/organizations/{orgId}/members",
+    tag = "administration",
+    params(("orgId" = String, Path)),
+    request_body(content = MemberRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The member now holds exactly these roles", body = DetailsResponse),
+        crate::openapi::AdminErrors,
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn set_org_member(
     req: HttpRequest,
     id: web::Path<String>,
@@ -357,7 +710,17 @@ pub(crate) async fn set_org_member(
     Ok(details(StatusCode::OK, &member))
 }
 
-#[utoipa::path(delete, path = "/v2/organizations/{orgId}/members/{userId}", tag = "administration", params(("orgId" = String, Path), ("userId" = String, Path)), responses((status = 200, description = "Removed", body = DetailsResponse), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 403, description = "A role without the needed permission (code 7)", body = crate::openapi::Status), (status = 404, description = "Not found, or not visible to the caller (code 5)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+#[utoipa::path(
+    delete,
+    path = "/v2/organizations/{orgId}/members/{userId}",
+    tag = "administration",
+    params(("orgId" = String, Path), ("userId" = String, Path)),
+    responses(
+        (status = 200, description = "Removed", body = DetailsResponse),
+        crate::openapi::AdminErrors,
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn remove_org_member(
     req: HttpRequest,
     path: web::Path<(String, String)>,
@@ -373,7 +736,21 @@ pub(crate) async fn remove_org_member(
     Ok(details(StatusCode::OK, &removed))
 }
 
-#[utoipa::path(post, path = "/v2/instance/members", tag = "administration", request_body(content = MemberRequest, content_type = "application/json"), responses((status = 200, description = "The member now holds exactly these instance roles (IAM_OWNER only)", body = DetailsResponse), (status = 400, description = "Invalid input, or refused by the state machine (code 3 or 9)", body = crate::openapi::Status), (status = 401, description = "No valid bearer token (code 16)", body = crate::openapi::Status), (status = 403, description = "A role without the needed permission (code 7)", body = crate::openapi::Status), (status = 404, description = "Not found, or not visible to the caller (code 5)", body = crate::openapi::Status), (status = 413, description = "Body over 256 KiB (code 3)", body = crate::openapi::Status), (status = 503, description = "The database is unavailable (code 14)", body = crate::openapi::Status), (status = "default", description = "An error: google.rpc.Status", body = crate::openapi::Status)), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/v2/instance/members",
+    tag = "administration",
+    request_body(content = MemberRequest, content_type = "application/json"),
+    responses(
+        (
+            status = 200,
+            description = "The member now holds exactly these instance roles (IAM_OWNER only)",
+            body = DetailsResponse,
+        ),
+        crate::openapi::AdminErrors,
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn set_instance_member(
     req: HttpRequest,
     payload: Payload,
@@ -387,7 +764,21 @@ pub(crate) async fn set_instance_member(
     Ok(details(StatusCode::OK, &member))
 }
 
-#[utoipa::path(delete, path = "/v2/instance/members/{userId}", tag = "administration", params(("userId" = String, Path)), responses((status = 200, description = "The user holds no instance role any more (IAM_OWNER only)", body = DetailsResponse), (status = 400, description = "Invalid input", body = crate::openapi::Status), (status = 401, description = "No or bad token", body = crate::openapi::Status), (status = 403, description = "Not allowed", body = crate::openapi::Status), (status = 404, description = "Not an instance member", body = crate::openapi::Status)), security(("bearer" = [])))]
+#[utoipa::path(
+    delete,
+    path = "/v2/instance/members/{userId}",
+    tag = "administration",
+    params(("userId" = String, Path)),
+    responses(
+        (
+            status = 200,
+            description = "The user holds no instance role any more (IAM_OWNER only)",
+            body = DetailsResponse,
+        ),
+        crate::openapi::AdminErrors,
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn remove_instance_member(
     req: HttpRequest,
     user: web::Path<String>,

@@ -1,4 +1,4 @@
-//! userd's HTTP adapter: the routes of the API contract, its JSON conventions and its
+//! userd's HTTP adapter: the routes of docs/api.md, its JSON conventions and its
 //! error format, on actix-web. It talks to the application only through
 //! [`userd_ports::service::UserService`].
 

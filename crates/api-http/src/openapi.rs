@@ -4,64 +4,84 @@
 #![allow(dead_code)] // Schema-only types are never constructed.
 
 use serde::Serialize;
+use std::collections::BTreeMap;
+use userd_domain as domain;
+use userd_ports::{search, service};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr};
+use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 
 use crate::dto::*;
 use crate::search::{ListDetails, SearchResponse};
 
-/// A user's reported state.
-#[derive(ToSchema, Serialize)]
-#[allow(non_camel_case_types, clippy::upper_case_acronyms)]
-pub(crate) enum UserState {
-    USER_STATE_ACTIVE,
-    USER_STATE_INACTIVE,
-    USER_STATE_LOCKED,
-    USER_STATE_DELETED,
+/// A string enum whose values come from the list the rest of userd parses and writes,
+/// so the document cannot drift from what is served.
+macro_rules! enum_schema_of {
+    ($name:ident, $doc:literal, $values:expr) => {
+        #[doc = $doc]
+        #[derive(Serialize)] // Only so that the schema-only structs around it derive it.
+        pub(crate) struct $name;
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some($doc))
+                    .enum_values(Some($values))
+                    .into()
+            }
+        }
+
+        impl ToSchema for $name {}
+    };
 }
 
-#[derive(ToSchema, Serialize)]
-#[allow(non_camel_case_types, clippy::upper_case_acronyms)]
-pub(crate) enum OwnerType {
-    OWNER_TYPE_SYSTEM,
-    OWNER_TYPE_INSTANCE,
-    OWNER_TYPE_ORG,
+/// A phone number as `Phone::new` accepts it.
+#[derive(Serialize)] // Only so that the schema-only structs around it derive it.
+pub(crate) struct PhoneNumber;
+
+impl utoipa::PartialSchema for PhoneNumber {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "1 to 20 characters: digits with an optional leading `+`.",
+            ))
+            .pattern(Some(domain::values::Phone::PATTERN))
+            .into()
+    }
 }
 
-#[derive(ToSchema, Serialize)]
-#[allow(non_camel_case_types, clippy::upper_case_acronyms)]
-pub(crate) enum RoleName {
-    IAM_OWNER,
-    IAM_USER_MANAGER,
-    ORG_OWNER,
-    ORG_USER_MANAGER,
-    ORG_USER_VIEWER,
-}
+impl ToSchema for PhoneNumber {}
 
-#[derive(ToSchema, Serialize)]
-#[allow(non_camel_case_types, clippy::upper_case_acronyms)]
-pub(crate) enum TextFilterMethod {
-    TEXT_FILTER_METHOD_EQUALS,
-    TEXT_FILTER_METHOD_EQUALS_IGNORE_CASE,
-    TEXT_FILTER_METHOD_STARTS_WITH,
-    TEXT_FILTER_METHOD_STARTS_WITH_IGNORE_CASE,
-    TEXT_FILTER_METHOD_CONTAINS,
-    TEXT_FILTER_METHOD_CONTAINS_IGNORE_CASE,
-    TEXT_FILTER_METHOD_ENDS_WITH,
-    TEXT_FILTER_METHOD_ENDS_WITH_IGNORE_CASE,
-}
-
-#[derive(ToSchema, Serialize)]
-#[allow(non_camel_case_types, clippy::upper_case_acronyms)]
-pub(crate) enum SortingColumn {
-    FIELD_NAME_ID,
-    FIELD_NAME_CREATION_DATE,
-    FIELD_NAME_CHANGE_DATE,
-    FIELD_NAME_EMAIL,
-    FIELD_NAME_PHONE,
-    FIELD_NAME_STATE,
-    FIELD_NAME_SCHEMA_ID,
-}
+enum_schema_of!(
+    UserState,
+    "A user's reported state.",
+    domain::user::UserState::ALL.map(domain::user::UserState::as_str)
+);
+enum_schema_of!(
+    OwnerType,
+    "What owns a resource.",
+    service::OwnerType::ALL.map(service::OwnerType::as_str)
+);
+enum_schema_of!(
+    RoleName,
+    "A role, held on the instance or in one organization.",
+    domain::authz::Role::ALL.map(domain::authz::Role::as_str)
+);
+enum_schema_of!(
+    TextFilterMethod,
+    "How a text filter compares; the default is TEXT_FILTER_METHOD_EQUALS.",
+    search::TextMethod::ALL.map(search::TextMethod::as_str)
+);
+enum_schema_of!(
+    SortingColumn,
+    "The order of search results; ties are broken by id.",
+    search::SortColumn::ALL.map(search::SortColumn::as_str)
+);
 
 /// `google.rpc.ErrorInfo`.
 #[derive(ToSchema, Serialize)]
@@ -95,6 +115,71 @@ pub(crate) struct Health {
     #[schema(example = "SERVING")]
     status: String,
 }
+
+// --- error responses ---------------------------------------------------------------
+
+/// What each error status means on any route; every one carries a `google.rpc.Status`.
+const ERROR_STATUSES: &[(&str, &str)] = &[
+    (
+        "400",
+        "Invalid input, or refused by the state machine (code 3 or 9)",
+    ),
+    ("401", "No valid bearer token (code 16)"),
+    (
+        "403",
+        "A role without the needed permission, or a target the caller does not cover (code 7)",
+    ),
+    ("404", "Not found, or not visible to the caller (code 5)"),
+    (
+        "409",
+        "Already exists (code 6) or concurrent modification (code 10)",
+    ),
+    (
+        "412",
+        "If-Match did not match (code 9, ETAG_MISMATCH); nothing was written",
+    ),
+    ("413", "Body over 256 KiB (code 3)"),
+    ("503", "The database is unavailable (code 14)"),
+    ("default", "An error: google.rpc.Status"),
+];
+
+fn error_responses(statuses: &[&str]) -> BTreeMap<String, RefOr<Response>> {
+    ERROR_STATUSES
+        .iter()
+        .filter(|(status, _)| *status == "default" || statuses.contains(status))
+        .map(|(status, description)| {
+            let response = ResponseBuilder::new()
+                .description(*description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Status")))
+                        .build(),
+                )
+                .build();
+            ((*status).to_owned(), RefOr::T(response))
+        })
+        .collect()
+}
+
+/// A named set of error responses, for the `responses(...)` of route attributes.
+macro_rules! error_set {
+    ($name:ident: $($status:literal),+) => {
+        pub(crate) struct $name;
+
+        impl IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                error_responses(&[$($status),+])
+            }
+        }
+    };
+}
+
+error_set!(SearchErrors: "400", "401", "413", "503");
+error_set!(ReadErrors: "400", "401", "403", "404", "503");
+error_set!(CreateErrors: "400", "401", "403", "404", "409", "413", "503");
+error_set!(WriteErrors: "400", "401", "403", "404", "409", "412", "413", "503");
+error_set!(AdminErrors: "400", "401", "403", "404", "413", "503");
 
 // --- search ------------------------------------------------------------------------
 
@@ -243,7 +328,7 @@ impl Modify for BearerScheme {
         crate::handlers::remove_instance_member,
     ),
     components(schemas(
-        Status, ErrorInfo, Health, UserState, OwnerType, RoleName, TextFilterMethod, SortingColumn,
+        Status, ErrorInfo, Health, PhoneNumber, UserState, OwnerType, RoleName, TextFilterMethod, SortingColumn,
         Filter, IdFilter, UsernameFilter, EmailFilter, PhoneFilter, StateFilter, SchemaIdFilter,
         FilterList, NotFilter, ListQuery, SearchRequestObject, SearchBody, SearchResponse, ListDetails,
         CreateUserRequest, PatchUserRequest, ContactInput, EmailInput, PhoneInput, AuthenticatorsInput,

@@ -227,7 +227,14 @@ pub fn app(
         .configure(configure(services))
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+    ),
+)]
 pub(crate) async fn metrics(metrics: web::Data<Metrics>) -> Answer {
     let text = metrics.render().map_err(|e| {
         tracing::error!(error = %e, "cannot render metrics");
@@ -238,7 +245,14 @@ pub(crate) async fn metrics(metrics: web::Data<Metrics>) -> Answer {
         .body(text))
 }
 
-#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "This document", body = Object)))]
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses(
+        (status = 200, description = "This document", body = Object),
+    ),
+)]
 pub(crate) async fn openapi_json() -> Answer {
     let document = ApiDoc::openapi().to_json().map_err(|e| {
         tracing::error!(error = %e, "cannot render the OpenAPI document");
@@ -250,7 +264,7 @@ pub(crate) async fn openapi_json() -> Answer {
 }
 
 /// Rewrites any error response that did not come from our handlers (actix's own) into
-/// the contract's JSON form.
+/// the JSON form of docs/api.md.
 fn json_error_fallback<B: MessageBody + 'static>() -> ErrorHandlers<B> {
     ErrorHandlers::new().default_handler(|res: ServiceResponse<B>| {
         let is_json = res

@@ -329,8 +329,11 @@ mod tests {
         let bare =
             body(r#"[{"emailFilter": {"address": "a", "method": "TEXT_FILTER_METHOD_CONTAINS"}}]"#)
                 .unwrap();
-        let wrapped = body(r#"{"filters": [{"emailFilter": {"address": "a", "method": "TEXT_FILTER_METHOD_CONTAINS"}}],
-                               "query": {"offset": "5", "limit": 7, "desc": true}, "sortingColumn": "FIELD_NAME_EMAIL"}"#)
+        let wrapped = body(
+            r#"{"filters": [{"emailFilter": {"address": "a", "method": "TEXT_FILTER_METHOD_CONTAINS"}}],
+                "query": {"offset": "5", "limit": 7, "desc": true},
+                "sortingColumn": "FIELD_NAME_EMAIL"}"#,
+        )
             .unwrap();
         assert_eq!(bare.filters, wrapped.filters);
         assert_eq!(

@@ -1,5 +1,5 @@
 //! Every route against a mocked use-case port: the right call with the right arguments,
-//! the contract's JSON, and every error kind to its status and body.
+//! the JSON of docs/api.md, and every error kind to its status and body.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
@@ -625,10 +625,7 @@ async fn every_service_error_maps_to_its_status_and_body() {
             json!({"userId": "u"}),
         ),
         (
-            || ServiceError::Refused {
-                refusal: Refusal::Deleted,
-                user_id: "u".into(),
-            },
+            || ServiceError::refused(Refusal::Deleted, "u".into()),
             StatusCode::NOT_FOUND,
             5,
             "USER_NOT_FOUND",

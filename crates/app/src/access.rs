@@ -1,4 +1,4 @@
-//! The authorization steps the use cases share, in the contract's order: a resource the
+//! The authorization steps the use cases share, in the order docs/api.md states: a resource the
 //! caller has no role for is not found; a role without the permission is denied; acting
 //! on a user needs covering every permission that user holds.
 
@@ -10,7 +10,7 @@ use userd_ports::service::UserRef;
 
 use crate::UseCases;
 
-/// The contract's answer to an access error: invisible is `not_found`, else denied.
+/// The answer docs/api.md gives to an access error: invisible is `not_found`, else denied.
 pub(crate) fn refuse(error: AccessError, not_found: impl FnOnce() -> ServiceError) -> ServiceError {
     match error {
         AccessError::NotVisible => not_found(),

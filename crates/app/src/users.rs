@@ -1,12 +1,12 @@
 //! The user use cases: [`UserService`] implemented by [`UseCases`].
 //!
-//! Every use case runs its checks in the contract's order: authenticate (the caller was
+//! Every use case runs its checks in the order docs/api.md states: authenticate (the caller was
 //! resolved from its token), authorize (no role in the user's organization: not found; a
 //! role without the permission: denied), the state machine's guard, then the write.
 
 use async_trait::async_trait;
 use userd_domain::authz::{Caller, Permission};
-use userd_domain::user::{Command, Refusal, User, UserCreated, UserEvent, UsernameEntry};
+use userd_domain::user::{Command, User, UserCreated, UserEvent, UsernameEntry};
 use userd_domain::values::{OrgId, UserId, UsernameId, check_plain_text};
 
 use userd_ports::error::{ServiceError, StoreError};
@@ -74,7 +74,7 @@ fn invalid_filter(reason: &'static str, message: String) -> ServiceError {
     }
 }
 
-/// The contract's limits on a filter tree.
+/// The limits on a filter tree (docs/api.md).
 fn check_filters(filters: &[Filter]) -> Result<(), ServiceError> {
     /// No empty combinator, and no control character in any value.
     fn well_formed(filter: &Filter) -> Result<(), ServiceError> {
@@ -239,15 +239,7 @@ impl UserService for UseCases {
                     self.ports.clock.now(),
                     Some(caller.user_id.clone()),
                 )
-                .map_err(|refusal| match refusal {
-                    Refusal::Deleted => ServiceError::UserNotFound {
-                        user_id: target.id.to_string(),
-                    },
-                    refusal => ServiceError::Refused {
-                        refusal,
-                        user_id: target.id.to_string(),
-                    },
-                })?;
+                .map_err(|refusal| ServiceError::refused(refusal, target.id.to_string()))?;
             let Some((next, event)) = outcome else {
                 // Nothing would change: nothing is written.
                 return Ok(ResourceDetails::of_user(&user));

@@ -2,7 +2,7 @@
 //!
 //! A role is held either on the instance (it then applies in every organization) or on
 //! one organization. The decision for an operation on a resource of organization `o` is
-//! made in the contract's order: no role in `o` nor on the instance means the resource is
+//! made in the order docs/api.md states: no role in `o` nor on the instance means the resource is
 //! invisible (reported exactly like a missing one); a role without the permission is a
 //! denial.
 

@@ -1,4 +1,4 @@
-//! Validated values. Each constructor enforces the limits of the API contract, so a value
+//! Validated values. Each constructor enforces the limits of docs/api.md, so a value
 //! of one of these types is known to be acceptable wherever it travels.
 
 use std::fmt;
@@ -309,6 +309,9 @@ impl From<Email> for String {
 pub struct Phone(String);
 
 impl Phone {
+    /// What [`Phone::new`] accepts, as a regular expression for API documents.
+    pub const PATTERN: &'static str = r"^(\+[0-9]{1,19}|[0-9]{1,20})$";
+
     pub fn new(value: impl Into<String>) -> Result<Self, InvalidValue> {
         let value = value.into();
         let chars = value.chars().count();
@@ -537,5 +540,13 @@ mod tests {
             UserData::from_value(big).map_err(|e| e.reason),
             Err("DATA_TOO_LARGE")
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_phone_pattern_accepts_what_phone_new_accepts(number in "[+0-9a ]{0,22}") {
+            let pattern = regex::Regex::new(Phone::PATTERN).unwrap();
+            proptest::prop_assert_eq!(pattern.is_match(&number), Phone::new(number.clone()).is_ok());
+        }
     }
 }

@@ -55,6 +55,8 @@ pub enum ServiceError {
     },
     #[error("personal access token not found")]
     TokenNotFound { token_id: String },
+    /// The state machine refused; built by [`ServiceError::refused`], never holding
+    /// [`Refusal::Deleted`].
     #[error("{refusal}")]
     Refused { refusal: Refusal, user_id: String },
     #[error("the username {username:?} is already taken")]
@@ -103,10 +105,7 @@ impl ServiceError {
             ServiceError::MemberNotFound { .. } | ServiceError::TokenNotFound { .. } => {
                 ErrorKind::NotFound
             }
-            ServiceError::Refused { refusal, .. } => match refusal {
-                Refusal::Deleted => ErrorKind::NotFound,
-                _ => ErrorKind::FailedPrecondition,
-            },
+            ServiceError::Refused { .. } => ErrorKind::FailedPrecondition,
             ServiceError::UsernameTaken { .. } | ServiceError::UserAlreadyExists { .. } => {
                 ErrorKind::AlreadyExists
             }
@@ -138,16 +137,20 @@ impl ServiceError {
         }
     }
 
+    /// The state machine's refusal, as the client must see it: a deleted user exactly like
+    /// one that never existed.
+    pub fn refused(refusal: Refusal, user_id: String) -> ServiceError {
+        match refusal {
+            Refusal::Deleted => ServiceError::UserNotFound { user_id },
+            refusal => ServiceError::Refused { refusal, user_id },
+        }
+    }
+
     /// The message for the client: never the internal cause.
     pub fn public_message(&self) -> String {
         match self {
             ServiceError::Unavailable(_) => "the database is unavailable; retry later".to_owned(),
             ServiceError::Internal(_) => "internal error".to_owned(),
-            // A deleted user is reported exactly like one that never existed.
-            ServiceError::Refused {
-                refusal: Refusal::Deleted,
-                ..
-            } => "user not found".to_owned(),
             other => other.to_string(),
         }
     }

@@ -73,9 +73,20 @@ pub struct NewUser {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OwnerType {
-    System,
     Instance,
     Organization,
+}
+
+impl OwnerType {
+    pub const ALL: [OwnerType; 2] = [OwnerType::Instance, OwnerType::Organization];
+
+    /// The enum name clients see.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OwnerType::Instance => "OWNER_TYPE_INSTANCE",
+            OwnerType::Organization => "OWNER_TYPE_ORG",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

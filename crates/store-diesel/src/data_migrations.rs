@@ -164,7 +164,7 @@ impl NameClaim {
 }
 
 /// The key of each username, given in the order their users were created: the
-/// contract's uniqueness rule applied to [`username_key`]s, the first holder of a name
+/// uniqueness rule of docs/api.md applied to [`username_key`]s, the first holder of a name
 /// keeping it, later ones marked (see [`UsernameClash`]).
 pub(crate) fn assign_keys(claims: &[NameClaim]) -> (Vec<String>, Vec<UsernameClash>) {
     // Who holds each key: as a name for all organizations, in one organization, and in

@@ -336,7 +336,11 @@ mod tests {
 
     #[test]
     fn changes_round_trip_and_version_one_payloads_still_read() {
-        let written = r#"{"contact":{"email":{"address":"ada@example.com","verified":true}},"data":{"a":1},"orgId":"o1","schemaId":"s","usernames":[{"id":"n1","organizationSpecific":true,"username":"ada"}]}"#;
+        let written = concat!(
+            r#"{"contact":{"email":{"address":"ada@example.com","verified":true}},"data":{"a":1},"#,
+            r#""orgId":"o1","schemaId":"s","#,
+            r#""usernames":[{"id":"n1","organizationSpecific":true,"username":"ada"}]}"#
+        );
         let change = decode_change("user.created", written).unwrap();
         let UserChange::Created(created) = &change else {
             panic!("{change:?}");

@@ -75,7 +75,7 @@ impl UserWrite {
 
         if sequence == 1 {
             // SQLite runs one write transaction at a time: checking then inserting is safe.
-            if let Some(taken) = first_taken_username(conn, &self.usernames)? {
+            if let Some(taken) = first_taken_username!(conn, &self.usernames) {
                 return Err(StoreError::UsernameTaken(taken));
             }
             diesel::insert_into(users::table)
@@ -261,7 +261,8 @@ impl QueryFragment<Pg> for CreateAndAppend<'_> {
             ", ", BigInt => &row.created_at_us;
             ", ", BigInt => &row.changed_at_us;
             ", ", BigInt => &row.sequence;
-            " WHERE NOT EXISTS (SELECT 1 FROM taken) RETURNING id, org_id), names AS (INSERT INTO usernames (id, user_id, org_id, \
+            " WHERE NOT EXISTS (SELECT 1 FROM taken) RETURNING id, org_id), \
+             names AS (INSERT INTO usernames (id, user_id, org_id, \
              username, username_key, organization_specific) SELECT n.id, created.id, \
              created.org_id, n.username, n.username_key, n.specific FROM created, unnest(",
                 Array<Text> => &self.name_ids;
@@ -293,21 +294,17 @@ impl UserWrite {
                     false => Err(StoreError::Conflict),
                 }
             }
-            DbConnection::Postgres(_) => {
+            DbConnection::Postgres(pg) => {
                 // PostgreSQL runs writers concurrently and no unique index expresses the
                 // username rule across organizations, so creators of the same username
                 // take turns; the statement after the locks sees every earlier creator.
                 let locks = username_locks(&self.usernames);
-                postgres_write_transaction(conn, &locks, |conn| {
-                    let created = match conn {
-                        DbConnection::Postgres(pg) => self.create_in_one_statement(pg)?,
-                        DbConnection::Sqlite(_) => return self.apply(conn),
-                    };
-                    if created {
+                postgres_write_transaction(pg, &locks, |pg| {
+                    if self.create_in_one_statement(pg)? {
                         return Ok(());
                     }
                     // Name the username that was taken.
-                    Err(match first_taken_username(conn, &self.usernames)? {
+                    Err(match first_taken_username!(pg, &self.usernames) {
                         Some(taken) => StoreError::UsernameTaken(taken),
                         None => StoreError::Conflict,
                     })
@@ -394,36 +391,41 @@ fn username_locks(claims: &[UsernameRow]) -> String {
         .collect()
 }
 
-/// The first of `claims` a live user already holds, per the contract: an
+/// The first of `claims` a live user already holds, per docs/api.md: an
 /// organization-specific username is unique in its organization, any other among all
 /// users. Only sound where no concurrent creator can slip in between (SQLite's single
 /// writer, or PostgreSQL holding the username locks).
-fn first_taken_username(
-    conn: &mut DbConnection,
-    claims: &[UsernameRow],
-) -> Result<Option<String>, StoreError> {
-    for claim in claims {
-        let mut clashes = usernames::table
-            .filter(usernames::username_key.eq(&claim.username_key))
-            .into_boxed();
-        if claim.organization_specific {
-            clashes = clashes.filter(
-                usernames::org_id
-                    .eq(&claim.org_id)
-                    .or(usernames::organization_specific.eq(false)),
-            );
+///
+/// A macro so that it runs on either connection type (the boxed query's backend follows
+/// the connection); it returns from the enclosing function on a database error.
+macro_rules! first_taken_username {
+    ($conn:expr, $claims:expr) => {{
+        let mut taken = None;
+        for claim in $claims {
+            let mut clashes = usernames::table
+                .filter(usernames::username_key.eq(&claim.username_key))
+                .into_boxed();
+            if claim.organization_specific {
+                clashes = clashes.filter(
+                    usernames::org_id
+                        .eq(&claim.org_id)
+                        .or(usernames::organization_specific.eq(false)),
+                );
+            }
+            let clash = clashes
+                .select(usernames::id)
+                .first::<String>($conn)
+                .optional()
+                .map_err(store_error)?;
+            if clash.is_some() {
+                taken = Some(claim.username.clone());
+                break;
+            }
         }
-        let clash = clashes
-            .select(usernames::id)
-            .first::<String>(conn)
-            .optional()
-            .map_err(store_error)?;
-        if clash.is_some() {
-            return Ok(Some(claim.username.clone()));
-        }
-    }
-    Ok(None)
+        taken
+    }};
 }
+use first_taken_username;
 
 fn lock_key(username_key: &str) -> i64 {
     let digest = Sha256::digest(format!("userd.username:{username_key}").as_bytes());

@@ -1,5 +1,5 @@
 //! Search against a reference model: a plain in-memory filter over the same users,
-//! written here from the contract. Runs on SQLite and on PostgreSQL.
+//! written here from docs/api.md. Runs on SQLite and on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::cmp::Ordering;
@@ -400,7 +400,7 @@ async fn every_filter_and_method_agrees_with_the_model(db: TestDatabase) {
     for schema in ["employee", "Employee", "customer", "none"] {
         w.check(&w.query(Filter::SchemaId(schema.into()))).await;
     }
-    // Spot checks that the model itself says what the contract says.
+    // Spot checks that the model itself says what docs/api.md says.
     let (_, literal) = w.expected(&w.query(Filter::Email(TextMatch {
         value: "%".into(),
         method: TextMethod::Contains,
@@ -578,7 +578,9 @@ async fn prefix_searches_use_an_index(db: TestDatabase) {
          FROM {series}",
         series = match backend {
             Backend::Postgres => "generate_series(1, 20000) AS n".to_owned(),
-            Backend::Sqlite => "(WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 20000) SELECT n FROM s)".to_owned(),
+            Backend::Sqlite => "(WITH RECURSIVE s(n) AS \
+                                (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 20000) SELECT n FROM s)"
+                .to_owned(),
         }
     );
     match backend {

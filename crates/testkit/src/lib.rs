@@ -216,12 +216,19 @@ impl ThrowawayCluster {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .ok()
             .and_then(|versions| {
-                let mut dirs: Vec<PathBuf> = versions.filter_map(|v| v.ok().map(|v| v.path().join("bin"))).collect();
+                let mut dirs: Vec<PathBuf> = versions
+                    .filter_map(|v| v.ok().map(|v| v.path().join("bin")))
+                    .collect();
                 dirs.sort();
                 dirs.pop()
             })
             .filter(|bin| bin.join("initdb").exists())
-            .unwrap_or_else(|| panic!("no PostgreSQL server programs under /usr/lib/postgresql (apt-get install postgresql)"));
+            .unwrap_or_else(|| {
+                panic!(
+                    "no PostgreSQL server programs under /usr/lib/postgresql \
+                     (apt-get install postgresql)"
+                )
+            });
         let dir = tempfile::tempdir().expect("temporary directory");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())

@@ -16,7 +16,7 @@ use userd_ports::error::StoreError;
 use userd_ports::ids::IdGenerator;
 use userd_ports::repository::Authenticator;
 use userd_ports::service::UserService;
-use userd_store_diesel::{Database, DatabaseTarget, OpenError, PoolSettings};
+use userd_store_diesel::{Database, DatabaseTarget, OpenError};
 
 use crate::pat_file::PendingPatFile;
 use crate::settings::Settings;
@@ -81,13 +81,7 @@ pub fn chain(error: &dyn std::error::Error) -> String {
 /// Opens the pool and applies migrations, retrying while the database is unreachable.
 pub fn prepare_database(settings: &Settings) -> Result<Database, StartError> {
     let target = DatabaseTarget::parse(&settings.database.url)?;
-    let pool = PoolSettings {
-        max_size: settings.database.pool_size(),
-        checkout_timeout: Duration::from_millis(settings.database.pool_timeout_ms),
-        sqlite_busy_timeout: Duration::from_millis(settings.database.sqlite_busy_timeout_ms),
-        statement_timeout: Duration::from_millis(settings.database.statement_timeout_ms),
-    };
-    let database = Database::open(&target, &pool)?;
+    let database = Database::open(&target, &settings.database.pool_settings())?;
     // At least one attempt: the settings refuse zero.
     let attempts = settings.database.connect_attempts.max(1);
     let mut attempt = 1;
@@ -201,10 +195,14 @@ async fn exit_if_shutdown_hangs(grace: Duration) {
         tracing::warn!("cannot watch for stop signals; a hung shutdown would not be ended");
         return;
     };
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
-    }
+    let signal = tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    };
+    tracing::info!(
+        signal,
+        "stop signal received: accepting no new connections, finishing requests in flight"
+    );
     let deadline = grace + Duration::from_secs(5);
     std::thread::spawn(move || {
         std::thread::sleep(deadline);

@@ -3,8 +3,11 @@
 
 use std::path::PathBuf;
 
-use config::{Config, Environment, File};
+use std::time::Duration;
+
+use config::{Config, ConfigBuilder, Environment, File, builder::DefaultState};
 use serde::Deserialize;
+use userd_store_diesel::PoolSettings;
 
 /// Where the configuration files are; `config` relative to the working directory unless
 /// `USERD_CONFIG_DIR` says otherwise.
@@ -50,7 +53,7 @@ pub struct ServerSettings {
 pub struct DatabaseSettings {
     /// `sqlite://relative.db`, `sqlite:///absolute.db` or `postgres://...`.
     pub url: String,
-    /// Connections in the pool; 0 = twice the CPU cores, at least 4 (see `pool_size()`).
+    /// Connections in the pool; 0 = twice the CPU cores, at least 4 (see `pool_settings()`).
     pub pool_size: u32,
     /// How long a request waits for a free connection before answering 503.
     pub pool_timeout_ms: u64,
@@ -198,12 +201,7 @@ pub struct SettingsError(String);
 impl Settings {
     pub fn load() -> Result<Settings, SettingsError> {
         let dir = std::env::var(CONFIG_DIR_VAR).unwrap_or_else(|_| "config".to_owned());
-        let mut builder = Config::builder();
-        for (key, default, _) in KEYS {
-            builder = builder
-                .set_default(*key, *default)
-                .map_err(|e| SettingsError(e.to_string()))?;
-        }
+        let mut builder = built_in_defaults()?;
         builder = builder.add_source(File::with_name(&format!("{dir}/default")).required(false));
         if let Ok(environment) = std::env::var(ENV_VAR) {
             // Asking for an environment whose file is missing is a mistake worth stopping for.
@@ -232,7 +230,9 @@ impl Settings {
         }
         if self.server.token_cache_ms > 2000 {
             return Err(SettingsError(
-                "server.token_cache_ms must be at most 2000, so that revoked tokens stop working within two seconds".into(),
+                "server.token_cache_ms must be at most 2000, so that revoked tokens stop working \
+                 within two seconds"
+                    .into(),
             ));
         }
         if self.bootstrap.admin_pat_path.as_os_str().is_empty() {
@@ -242,6 +242,16 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+fn built_in_defaults() -> Result<ConfigBuilder<DefaultState>, SettingsError> {
+    let mut builder = Config::builder();
+    for (key, default, _) in KEYS {
+        builder = builder
+            .set_default(*key, *default)
+            .map_err(|e| SettingsError(e.to_string()))?;
+    }
+    Ok(builder)
 }
 
 /// The URL may hold a password: it is shown without it.
@@ -261,15 +271,16 @@ impl std::fmt::Debug for DatabaseSettings {
 }
 
 impl DatabaseSettings {
-    /// The pool's size. A pool much larger than the cores the work runs on only adds
-    /// waiting: measured on two cores with the database beside userd, 4 connections gave
-    /// more throughput and a lower p99 than 10 or 16 (docs/benchmarks.md).
-    pub fn pool_size(&self) -> u32 {
-        if self.pool_size > 0 {
-            return self.pool_size;
+    pub fn pool_settings(&self) -> PoolSettings {
+        PoolSettings {
+            max_size: match self.pool_size {
+                0 => PoolSettings::default_size(),
+                size => size,
+            },
+            checkout_timeout: Duration::from_millis(self.pool_timeout_ms),
+            sqlite_busy_timeout: Duration::from_millis(self.sqlite_busy_timeout_ms),
+            statement_timeout: Duration::from_millis(self.statement_timeout_ms),
         }
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        u32::try_from(cores * 2).unwrap_or(u32::MAX).max(4)
     }
 }
 
@@ -299,5 +310,67 @@ mod tests {
             env_var_of("database.pool_size"),
             "USERD__DATABASE__POOL_SIZE"
         );
+    }
+
+    use std::collections::BTreeMap;
+
+    use config::FileFormat;
+
+    fn built_in() -> BTreeMap<String, String> {
+        KEYS.iter()
+            .map(|(key, default, _)| ((*key).to_owned(), (*default).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn config_default_toml_states_the_built_in_defaults() {
+        let file = Config::builder()
+            .add_source(File::from_str(
+                include_str!("../../../config/default.toml"),
+                FileFormat::Toml,
+            ))
+            .build()
+            .unwrap();
+        let mut stated = BTreeMap::new();
+        for (section, table) in file
+            .try_deserialize::<config::Map<String, config::Value>>()
+            .unwrap()
+        {
+            for (key, value) in table.into_table().unwrap() {
+                stated.insert(format!("{section}.{key}"), value.into_string().unwrap());
+            }
+        }
+        assert_eq!(stated, built_in());
+    }
+
+    #[test]
+    fn the_readme_configuration_table_states_every_key_and_default() {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("\n## Configuration\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .unwrap();
+        let mut rows = BTreeMap::new();
+        for line in section.lines().filter(|line| line.starts_with("| `")) {
+            let cells: Vec<&str> = line
+                .split('|')
+                .map(|cell| cell.trim().trim_matches('`'))
+                .collect();
+            assert_eq!(cells[2], env_var_of(cells[1]), "{line}");
+            rows.insert(cells[1].to_owned(), cells[3].to_owned());
+        }
+        assert_eq!(rows, built_in());
+    }
+
+    #[test]
+    fn default_settings_give_the_store_default_pool() {
+        let settings: Settings = built_in_defaults()
+            .unwrap()
+            .build()
+            .unwrap()
+            .try_deserialize()
+            .unwrap();
+        assert_eq!(settings.database.pool_settings(), PoolSettings::default());
     }
 }

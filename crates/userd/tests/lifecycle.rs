@@ -145,7 +145,10 @@ fn inactive_and_locked_is_reported_inactive(db: TestDatabase) {
 
 fn usernames_are_unique_and_freed_by_delete(db: TestDatabase) {
     let userd = Userd::start(db);
-    let with_name = |id: &str, name: &str| json!({"userId": id, "authenticators": {"usernames": [{"username": name, "isOrganizationSpecific": true}]}});
+    let with_name = |id: &str, name: &str| {
+        let username = json!({"username": name, "isOrganizationSpecific": true});
+        json!({"userId": id, "authenticators": {"usernames": [username]}})
+    };
     create(&userd, with_name("u1", "ada"));
     let (status, body) = userd.create(&with_name("u2", "ADA"));
     assert_eq!(

@@ -46,12 +46,15 @@ impl WriteLock {
         }
     }
 
-    /// Returns once a writer is waiting for the lock (on PostgreSQL, seen in `pg_locks`;
-    /// SQLite's waiters cannot be seen, so there it only allows time), so that a request
-    /// is surely in flight, however slow the machine.
-    fn wait_for_a_blocked_writer(&mut self) {
+    /// Returns once a writer in `userd` waits for the lock, so that a request is surely
+    /// in flight, however slow the machine: on PostgreSQL seen in `pg_locks`; SQLite's
+    /// waiters cannot be seen, so there userd's log says a write transaction began (after
+    /// `mark`), holding its connection, which the lock held here then blocks.
+    fn wait_for_a_blocked_writer(&mut self, userd: &Userd, mark: usize) {
         match self {
-            WriteLock::Sqlite(_) => std::thread::sleep(Duration::from_millis(400)),
+            WriteLock::Sqlite(_) => {
+                userd.wait_for_log(mark, "beginning a write transaction");
+            }
             WriteLock::Postgres(conn) => {
                 use diesel::RunQueryDsl;
                 let deadline = Instant::now() + Duration::from_secs(20);
@@ -84,10 +87,18 @@ impl WriteLock {
     }
 }
 
+/// Lets a test see writes begin (see [`WriteLock::wait_for_a_blocked_writer`]), and lets
+/// SQLite writers wait on the test's lock for as long as the slowest machine needs.
+const WRITES_VISIBLE: [(&str, &str); 2] = [
+    ("USERD__LOG__LEVEL", "info,userd_store_diesel=debug"),
+    ("USERD__DATABASE__SQLITE_BUSY_TIMEOUT_MS", "120000"),
+];
+
 fn an_in_flight_request_finishes_after_sigterm(db: TestDatabase) {
-    let mut userd = Userd::start(db);
+    let mut userd = Userd::start_with(db, &WRITES_VISIBLE);
     assert_eq!(userd.create(&json!({"userId": "slow"})).0, 201);
     let mut lock = WriteLock::take(&userd.db);
+    let mark = userd.log_len();
 
     // A write that waits for the lock: in flight when the signal comes.
     let client = userd.client.clone();
@@ -95,7 +106,7 @@ fn an_in_flight_request_finishes_after_sigterm(db: TestDatabase) {
     let in_flight = std::thread::spawn(move || {
         client.call_as(Some(&token), "POST", &format!("{USERS}/slow/_lock"), None)
     });
-    lock.wait_for_a_blocked_writer();
+    lock.wait_for_a_blocked_writer(&userd, mark);
     let pid = userd.pid().to_string();
     assert!(
         Command::new("kill")
@@ -104,14 +115,18 @@ fn an_in_flight_request_finishes_after_sigterm(db: TestDatabase) {
             .unwrap()
             .success()
     );
-    std::thread::sleep(Duration::from_millis(400));
+    userd.wait_for_log(mark, "stop signal received");
+    let address = userd.base.trim_start_matches("http://").parse().unwrap();
+    let stopping = Instant::now();
+    while std::net::TcpStream::connect_timeout(&address, Duration::from_millis(500)).is_ok() {
+        assert!(
+            stopping.elapsed() < Duration::from_secs(20),
+            "new connections are still accepted"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The request cannot finish while the lock is held here.
     assert!(userd.exit_status().is_none(), "still finishing the request");
-    let address = userd.base.trim_start_matches("http://").to_owned();
-    assert!(
-        std::net::TcpStream::connect_timeout(&address.parse().unwrap(), Duration::from_millis(500))
-            .is_err(),
-        "no new connections are accepted"
-    );
 
     lock.release();
     let (status, body) = in_flight.join().unwrap();
@@ -135,17 +150,20 @@ fn a_saturated_pool_answers_503_after_a_bounded_wait(db: TestDatabase) {
             ("USERD__DATABASE__POOL_SIZE", "1"),
             ("USERD__DATABASE__POOL_TIMEOUT_MS", "300"),
             ("USERD__SERVER__TOKEN_CACHE_MS", "2000"),
+            WRITES_VISIBLE[0],
+            WRITES_VISIBLE[1],
         ],
     );
     assert_eq!(userd.create(&json!({"userId": "p"})).0, 201);
-    let lock = WriteLock::take(&userd.db);
+    let mut lock = WriteLock::take(&userd.db);
+    let mark = userd.log_len();
     // This write holds the only connection while it waits for the lock.
     let client = userd.client.clone();
     let token = userd.token.clone();
     let holder = std::thread::spawn(move || {
         client.call_as(Some(&token), "POST", &format!("{USERS}/p/_lock"), None)
     });
-    std::thread::sleep(Duration::from_millis(300));
+    lock.wait_for_a_blocked_writer(&userd, mark);
     let started = Instant::now();
     let (status, body) = userd.user("p");
     assert!(
@@ -196,7 +214,7 @@ fn every_request_is_one_structured_log_line(db: TestDatabase) {
         &[("x-request-id", "trace-me-42")],
     );
     assert_eq!(status, 404);
-    std::thread::sleep(Duration::from_millis(100));
+    userd.wait_for_log(0, "trace-me-42");
     let log = userd.log.lock().unwrap().clone();
     let lines: Vec<Value> = log
         .iter()

@@ -210,7 +210,15 @@ fn answered_writes_survive_a_kill(db: TestDatabase) {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Crash once writes are surely flowing.
+    let flowing = Instant::now();
+    while created.lock().unwrap().len() < 20 {
+        assert!(
+            flowing.elapsed() < Duration::from_secs(60),
+            "no writes were answered"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     userd.crash_and_restart();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for writer in writers {

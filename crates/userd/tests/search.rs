@@ -74,7 +74,10 @@ fn each_filter_finds_what_it_should(db: TestDatabase) {
             vec!["linus"],
         ),
         (
-            json!([{"usernameFilter": {"username": "amazing_grace", "method": "TEXT_FILTER_METHOD_EQUALS_IGNORE_CASE"}}]),
+            json!([{"usernameFilter": {
+                "username": "amazing_grace",
+                "method": "TEXT_FILTER_METHOD_EQUALS_IGNORE_CASE"
+            }}]),
             vec!["grace"],
         ),
         (
@@ -103,7 +106,10 @@ fn each_filter_finds_what_it_should(db: TestDatabase) {
             vec!["ada", "linus"],
         ),
         (
-            json!([{"andFilter": {"queries": [{"schemaIdFilter": {"id": "contractor"}}, {"stateFilter": {"state": "USER_STATE_INACTIVE"}}]}}]),
+            json!([{"andFilter": {"queries": [
+                {"schemaIdFilter": {"id": "contractor"}},
+                {"stateFilter": {"state": "USER_STATE_INACTIVE"}}
+            ]}}]),
             vec!["linus"],
         ),
         (
@@ -180,7 +186,11 @@ fn both_body_forms_and_query_parameters_agree(db: TestDatabase) {
     );
     let (_, wrapped) = userd.post(
         SEARCH,
-        &json!({"query": {"limit": 2, "offset": "1", "desc": true}, "sortingColumn": "FIELD_NAME_ID", "filters": [filter]}),
+        &json!({
+            "query": {"limit": 2, "offset": "1", "desc": true},
+            "sortingColumn": "FIELD_NAME_ID",
+            "filters": [filter]
+        }),
     );
     assert_eq!(bare["result"], wrapped["result"]);
     assert_eq!(

@@ -160,7 +160,7 @@ async fn try_user_operation(caller: &Caller, operation: &str, org_id: Option<&st
 }
 
 /// Every role × every user operation × (own organization, other organization, no such
-/// user), against the contract's table.
+/// user), against the table in docs/api.md.
 #[tokio::test]
 async fn every_role_on_every_user_operation() {
     // Columns: get create patch lock unlock deactivate activate delete token revoke.

@@ -210,7 +210,7 @@ fn any_command() -> impl Strategy<Value = Command> {
     ]
 }
 
-/// The contract's table, written independently of the implementation.
+/// The state table of docs/api.md, written independently of the implementation.
 fn expected_refusal(lifecycle: Lifecycle, locked: bool, command: &Command) -> Option<Refusal> {
     if lifecycle == Lifecycle::Deleted {
         return Some(Refusal::Deleted);

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use userd_testkit::TestDatabase;
@@ -283,6 +283,34 @@ impl Userd {
     }
 
     /// The last `lines` lines the server wrote, for failure messages.
+    /// How many log lines have been read so far: a mark for [`Userd::wait_for_log`].
+    pub fn log_len(&self) -> usize {
+        self.log.lock().map(|l| l.len()).unwrap_or_default()
+    }
+
+    /// Returns the first log line after `mark` that contains `needle`, once userd has
+    /// written it; fails after a generous deadline.
+    pub fn wait_for_log(&self, mark: usize, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let found = self.log.lock().ok().and_then(|log| {
+                log.iter()
+                    .skip(mark)
+                    .find(|line| line.contains(needle))
+                    .cloned()
+            });
+            if let Some(line) = found {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "userd never logged {needle:?}:\n{}",
+                self.log_tail(20)
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn log_tail(&self, lines: usize) -> String {
         let log = self.log.lock().map(|l| l.clone()).unwrap_or_default();
         log[log.len().saturating_sub(lines)..].join("\n")
