@@ -87,7 +87,7 @@ fn main() -> ExitCode {
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(error) => {
-            eprintln!("userd: {error}");
+            eprintln!("userd: {}", serve::chain(&error));
             return ExitCode::from(2);
         }
     };

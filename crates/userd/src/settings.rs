@@ -195,8 +195,12 @@ pub fn env_var_of(key: &str) -> String {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("invalid configuration: {0}")]
-pub struct SettingsError(String);
+pub enum SettingsError {
+    #[error("invalid configuration")]
+    Load(#[source] config::ConfigError),
+    #[error("invalid configuration: {0}")]
+    Invalid(&'static str),
+}
 
 impl Settings {
     pub fn load() -> Result<Settings, SettingsError> {
@@ -217,27 +221,26 @@ impl Settings {
         let settings: Settings = builder
             .build()
             .and_then(Config::try_deserialize)
-            .map_err(|e| SettingsError(e.to_string()))?;
+            .map_err(SettingsError::Load)?;
         settings.validate()?;
         Ok(settings)
     }
 
     fn validate(&self) -> Result<(), SettingsError> {
         if self.database.connect_attempts == 0 {
-            return Err(SettingsError(
-                "database.connect_attempts must be at least 1".into(),
+            return Err(SettingsError::Invalid(
+                "database.connect_attempts must be at least 1",
             ));
         }
         if self.server.token_cache_ms > 2000 {
-            return Err(SettingsError(
+            return Err(SettingsError::Invalid(
                 "server.token_cache_ms must be at most 2000, so that revoked tokens stop working \
-                 within two seconds"
-                    .into(),
+                 within two seconds",
             ));
         }
         if self.bootstrap.admin_pat_path.as_os_str().is_empty() {
-            return Err(SettingsError(
-                "bootstrap.admin_pat_path must not be empty".into(),
+            return Err(SettingsError::Invalid(
+                "bootstrap.admin_pat_path must not be empty",
             ));
         }
         Ok(())
@@ -249,7 +252,7 @@ fn built_in_defaults() -> Result<ConfigBuilder<DefaultState>, SettingsError> {
     for (key, default, _) in KEYS {
         builder = builder
             .set_default(*key, *default)
-            .map_err(|e| SettingsError(e.to_string()))?;
+            .map_err(SettingsError::Load)?;
     }
     Ok(builder)
 }
