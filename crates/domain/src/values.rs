@@ -235,6 +235,17 @@ pub fn username_key(text: &str) -> String {
         .collect()
 }
 
+/// Whether two live usernames with the same [`username_key`] cannot both exist, given
+/// each one's organization and whether it is organization-specific: an
+/// organization-specific username is unique in its organization, any other among all
+/// users. The stores enforce this same rule in SQL; their tests check it against this.
+pub fn usernames_clash(
+    (first_org, first_specific): (&str, bool),
+    (second_org, second_specific): (&str, bool),
+) -> bool {
+    !(first_specific && second_specific) || first_org == second_org
+}
+
 impl TryFrom<String> for Username {
     type Error = InvalidValue;
     fn try_from(value: String) -> Result<Self, InvalidValue> {
@@ -547,6 +558,17 @@ mod tests {
         fn the_phone_pattern_accepts_what_phone_new_accepts(number in "[+0-9a ]{0,22}") {
             let pattern = regex::Regex::new(Phone::PATTERN).unwrap();
             proptest::prop_assert_eq!(pattern.is_match(&number), Phone::new(number.clone()).is_ok());
+        }
+    }
+
+    #[test]
+    fn organization_specific_names_repeat_only_across_organizations() {
+        let (a, b) = ("org-a", "org-b");
+        assert!(!usernames_clash((a, true), (b, true)));
+        assert!(usernames_clash((a, true), (a, true)));
+        for (first, second) in [(true, false), (false, true), (false, false)] {
+            assert!(usernames_clash((a, first), (b, second)), "{first} {second}");
+            assert!(usernames_clash((a, first), (a, second)), "{first} {second}");
         }
     }
 }

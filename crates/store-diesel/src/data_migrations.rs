@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use diesel::prelude::*;
 use userd_domain::authz::Memberships;
-use userd_domain::values::{OrgId, username_key};
+use userd_domain::values::{OrgId, username_key, usernames_clash};
 use userd_ports::error::StoreError;
 
 use crate::auth::parse_roles;
@@ -167,37 +167,28 @@ impl NameClaim {
 /// uniqueness rule of docs/api.md applied to [`username_key`]s, the first holder of a name
 /// keeping it, later ones marked (see [`UsernameClash`]).
 pub(crate) fn assign_keys(claims: &[NameClaim]) -> (Vec<String>, Vec<UsernameClash>) {
-    // Who holds each key: as a name for all organizations, in one organization, and in
-    // any way at all.
-    let mut global: HashMap<String, String> = HashMap::new();
-    let mut in_org: HashMap<(String, String), String> = HashMap::new();
-    let mut anywhere: HashMap<String, String> = HashMap::new();
+    // The claims that kept each key so far.
+    let mut holders: HashMap<String, Vec<&NameClaim>> = HashMap::new();
     let mut keys = Vec::with_capacity(claims.len());
     let mut clashes = Vec::new();
     for claim in claims {
         let key = username_key(&claim.username);
-        let org_key = (claim.org_id.clone(), key.clone());
-        let holder = if claim.organization_specific {
-            global.get(&key).or_else(|| in_org.get(&org_key))
-        } else {
-            anywhere.get(&key)
-        };
-        if let Some(holder) = holder {
+        let kept = holders.entry(key.clone()).or_default();
+        if let Some(holder) = kept.iter().find(|held| {
+            usernames_clash(
+                (&held.org_id, held.organization_specific),
+                (&claim.org_id, claim.organization_specific),
+            )
+        }) {
             clashes.push(UsernameClash {
                 username: claim.username.clone(),
                 user_id: claim.user_id.clone(),
-                kept_by_user_id: holder.clone(),
+                kept_by_user_id: holder.user_id.clone(),
             });
             keys.push(format!("{key}{CLASH_MARK}{}", claim.id));
             continue;
         }
-        if !claim.organization_specific {
-            global.insert(key.clone(), claim.user_id.clone());
-        }
-        in_org.insert(org_key, claim.user_id.clone());
-        anywhere
-            .entry(key.clone())
-            .or_insert_with(|| claim.user_id.clone());
+        kept.push(claim);
         keys.push(key);
     }
     (keys, clashes)

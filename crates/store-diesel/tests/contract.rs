@@ -18,7 +18,9 @@ use userd_domain::user::{
     Command, Contact, EmailContact, PhoneContact, User, UserChange, UserCreated, UserPatch,
     UsernameEntry,
 };
-use userd_domain::values::{Email, OrgId, Phone, SchemaId, UserData, UserId, Username, UsernameId};
+use userd_domain::values::{
+    Email, OrgId, Phone, SchemaId, UserData, UserId, Username, UsernameId, usernames_clash,
+};
 use userd_ports::bootstrap::BootstrapStore;
 use userd_ports::clock::Clock;
 use userd_ports::error::{ErrorKind, StoreError};
@@ -39,6 +41,7 @@ on_both_backends!(
     an_id_is_never_created_twice,
     a_user_needs_an_existing_organization,
     usernames_are_unique_per_the_contract,
+    the_stored_username_rule_is_the_domain_s,
     the_refusal_names_the_username_that_is_taken,
     concurrent_creators_of_one_username_leave_one_holder,
     deletion_removes_the_row_frees_usernames_and_keeps_the_events,
@@ -356,6 +359,58 @@ async fn usernames_are_unique_per_the_contract(db: TestDatabase) {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+/// The SQL that enforces username uniqueness agrees with the domain's rule, over a
+/// pseudo-random walk of creations and deletions of one name in several spellings.
+async fn the_stored_username_rule_is_the_domain_s(db: TestDatabase) {
+    let f = Fixture::new(db).await;
+    let orgs = [f.org.clone(), f.other_org().await];
+    let spellings = ["ada", "ADA", "\u{ff41}\u{ff44}\u{ff41}"];
+    // (organization, organization-specific, user) of each live holder.
+    let mut held: Vec<(OrgId, bool, User)> = Vec::new();
+    let (mut accepted, mut refused) = (0, 0);
+    let mut seed: u64 = 20_261_202;
+    for n in 0..48 {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        if (seed >> 60) < 4 && !held.is_empty() {
+            let (_, _, user) = held.remove((seed >> 20) as usize % held.len());
+            f.run(&user, Command::Delete).await;
+        }
+        let org = &orgs[(seed >> 33) as usize % orgs.len()];
+        let specific = (seed >> 40) & 1 == 1;
+        let spelling = spellings[(seed >> 45) as usize % spellings.len()];
+        let clash = held.iter().any(|(held_org, held_specific, _)| {
+            usernames_clash(
+                (held_org.as_str(), *held_specific),
+                (org.as_str(), specific),
+            )
+        });
+        match f
+            .create(&format!("u{n}"), org, &[(spelling, specific)])
+            .await
+        {
+            Ok(user) => {
+                assert!(
+                    !clash,
+                    "u{n} ({spelling}, specific: {specific}) was accepted"
+                );
+                accepted += 1;
+                held.push((org.clone(), specific, user));
+            }
+            Err(StoreError::UsernameTaken(_)) => {
+                assert!(clash, "u{n} ({spelling}, specific: {specific}) was refused");
+                refused += 1;
+            }
+            Err(other) => panic!("u{n}: {other}"),
+        }
+    }
+    assert!(
+        accepted > 5 && refused > 5,
+        "{accepted} accepted, {refused} refused"
     );
 }
 
