@@ -66,19 +66,37 @@ impl DatabaseTarget {
     }
 }
 
+/// The URL without its password, wherever libpq would take one from: the user
+/// information, or a `password` query parameter.
 fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
+    let authority = match authority.rsplit_once('@') {
         Some((credentials, host)) if credentials.contains(':') => {
             let user = credentials.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}{tail}")
+            format!("{user}:***@{host}")
         }
-        _ => url.to_owned(),
-    }
+        _ => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let parameters: Vec<String> = query
+                .split('&')
+                .map(|parameter| match parameter.split_once('=') {
+                    Some((name, _)) if name.eq_ignore_ascii_case("password") => {
+                        format!("{name}=***")
+                    }
+                    _ => parameter.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", parameters.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 /// Pool settings from the configuration.
@@ -463,5 +481,14 @@ mod tests {
         assert_eq!(target.redacted(), "postgres://app:***@db:5432/userd");
         let target = DatabaseTarget::parse("postgres://app@db/userd").unwrap();
         assert_eq!(target.redacted(), "postgres://app@db/userd");
+        let target =
+            DatabaseTarget::parse("postgres://app@db/userd?sslmode=require&password=s3cret")
+                .unwrap();
+        assert_eq!(
+            target.redacted(),
+            "postgres://app@db/userd?sslmode=require&password=***"
+        );
+        let target = DatabaseTarget::parse("postgres://app:s3cret@db?password=s3cret").unwrap();
+        assert_eq!(target.redacted(), "postgres://app:***@db?password=***");
     }
 }

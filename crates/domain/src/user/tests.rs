@@ -28,6 +28,20 @@ fn run(user: &User, command: Command) -> Result<Option<(User, UserEvent)>, Refus
 }
 
 #[test]
+fn only_an_active_unlocked_user_may_authenticate() {
+    let (active, _) = new_user();
+    assert!(active.may_authenticate());
+    let (locked, _) = run(&active, Command::Lock).unwrap().unwrap();
+    assert!(!locked.may_authenticate());
+    let (inactive, _) = run(&active, Command::Deactivate).unwrap().unwrap();
+    assert!(!inactive.may_authenticate());
+    let (inactive_and_locked, _) = run(&inactive, Command::Lock).unwrap().unwrap();
+    assert!(!inactive_and_locked.may_authenticate());
+    let (unlocked, _) = run(&locked, Command::Unlock).unwrap().unwrap();
+    assert!(unlocked.may_authenticate());
+}
+
+#[test]
 fn creation_makes_an_active_unlocked_user_at_sequence_one() {
     let (user, event) = new_user();
     assert_eq!(user.state(), UserState::Active);
