@@ -348,177 +348,84 @@ pub(crate) async fn state_change(
     Ok(details(StatusCode::OK, &changed))
 }
 
-#[utoipa::path(
-    post,
-    path = "/resources/v3alpha/users/{id}/_lock",
-    tag = "users",
-    params(
-        ("id" = String, Path, description = "The id of the user, 1 to 200 characters."),
-        (
-            "If-Match" = Option<String>,
-            Header,
-            description = "Write only if the user is still at this version: an ETag from a previous \
-                           answer, or *. Otherwise 412 (code 9, ETAG_MISMATCH) and nothing is written.",
-        ),
-        (
-            "organization.orgId" = Option<String>,
-            Query,
-            description = "Expect the user in this organization; a user of another one is then not found.",
-        ),
-    ),
-    request_body(
-        content = Option<Object>,
-        description = "None, or any JSON object (its fields are ignored)",
-        content_type = "application/json",
-    ),
-    responses(
-        (
-            status = 200,
-            description = "Locked; refused (code 9, USER_ALREADY_LOCKED) when already locked",
-            body = DetailsResponse,
-            headers(("ETag" = String, description = "The version of the user (its event sequence), quoted")),
-        ),
-        crate::openapi::WriteErrors,
-    ),
-    security(("bearer" = [])),
-)]
-pub(crate) async fn lock_user(
-    req: HttpRequest,
-    id: web::Path<String>,
-    payload: Payload,
-    service: Service,
-) -> Answer {
-    state_change(req, id.into_inner(), payload, service, Command::Lock).await
+/// A route that runs one state-machine command on a user: the four `_action` routes
+/// differ only in their path, their command and what their answer means.
+macro_rules! state_change_route {
+    ($handler:ident, $path:tt, $command:expr, $outcome:tt) => {
+        #[utoipa::path(
+            post,
+            path = $path,
+            tag = "users",
+            params(
+                ("id" = String, Path, description = "The id of the user, 1 to 200 characters."),
+                (
+                    "If-Match" = Option<String>,
+                    Header,
+                    description = "Write only if the user is still at this version: an ETag from a \
+                                   previous answer, or *. Otherwise 412 (code 9, ETAG_MISMATCH) and \
+                                   nothing is written.",
+                ),
+                (
+                    "organization.orgId" = Option<String>,
+                    Query,
+                    description = "Expect the user in this organization; a user of another one is \
+                                   then not found.",
+                ),
+            ),
+            request_body(
+                content = Option<Object>,
+                description = "None, or any JSON object (its fields are ignored)",
+                content_type = "application/json",
+            ),
+            responses(
+                (
+                    status = 200,
+                    description = $outcome,
+                    body = DetailsResponse,
+                    headers((
+                        "ETag" = String,
+                        description = "The version of the user (its event sequence), quoted"
+                    )),
+                ),
+                crate::openapi::WriteErrors,
+            ),
+            security(("bearer" = [])),
+        )]
+        pub(crate) async fn $handler(
+            req: HttpRequest,
+            id: web::Path<String>,
+            payload: Payload,
+            service: Service,
+        ) -> Answer {
+            state_change(req, id.into_inner(), payload, service, $command).await
+        }
+    };
 }
 
-#[utoipa::path(
-    post,
-    path = "/resources/v3alpha/users/{id}/_unlock",
-    tag = "users",
-    params(
-        ("id" = String, Path, description = "The id of the user, 1 to 200 characters."),
-        (
-            "If-Match" = Option<String>,
-            Header,
-            description = "Write only if the user is still at this version: an ETag from a previous \
-                           answer, or *. Otherwise 412 (code 9, ETAG_MISMATCH) and nothing is written.",
-        ),
-        (
-            "organization.orgId" = Option<String>,
-            Query,
-            description = "Expect the user in this organization; a user of another one is then not found.",
-        ),
-    ),
-    request_body(
-        content = Option<Object>,
-        description = "None, or any JSON object (its fields are ignored)",
-        content_type = "application/json",
-    ),
-    responses(
-        (
-            status = 200,
-            description = "Unlocked; refused (code 9, USER_NOT_LOCKED) when not locked",
-            body = DetailsResponse,
-            headers(("ETag" = String, description = "The version of the user (its event sequence), quoted")),
-        ),
-        crate::openapi::WriteErrors,
-    ),
-    security(("bearer" = [])),
-)]
-pub(crate) async fn unlock_user(
-    req: HttpRequest,
-    id: web::Path<String>,
-    payload: Payload,
-    service: Service,
-) -> Answer {
-    state_change(req, id.into_inner(), payload, service, Command::Unlock).await
-}
-
-#[utoipa::path(
-    post,
-    path = "/resources/v3alpha/users/{id}/_deactivate",
-    tag = "users",
-    params(
-        ("id" = String, Path, description = "The id of the user, 1 to 200 characters."),
-        (
-            "If-Match" = Option<String>,
-            Header,
-            description = "Write only if the user is still at this version: an ETag from a previous \
-                           answer, or *. Otherwise 412 (code 9, ETAG_MISMATCH) and nothing is written.",
-        ),
-        (
-            "organization.orgId" = Option<String>,
-            Query,
-            description = "Expect the user in this organization; a user of another one is then not found.",
-        ),
-    ),
-    request_body(
-        content = Option<Object>,
-        description = "None, or any JSON object (its fields are ignored)",
-        content_type = "application/json",
-    ),
-    responses(
-        (
-            status = 200,
-            description = "Deactivated; refused (code 9, USER_ALREADY_INACTIVE) unless active",
-            body = DetailsResponse,
-            headers(("ETag" = String, description = "The version of the user (its event sequence), quoted")),
-        ),
-        crate::openapi::WriteErrors,
-    ),
-    security(("bearer" = [])),
-)]
-pub(crate) async fn deactivate_user(
-    req: HttpRequest,
-    id: web::Path<String>,
-    payload: Payload,
-    service: Service,
-) -> Answer {
-    state_change(req, id.into_inner(), payload, service, Command::Deactivate).await
-}
-
-#[utoipa::path(
-    post,
-    path = "/resources/v3alpha/users/{id}/_activate",
-    tag = "users",
-    params(
-        ("id" = String, Path, description = "The id of the user, 1 to 200 characters."),
-        (
-            "If-Match" = Option<String>,
-            Header,
-            description = "Write only if the user is still at this version: an ETag from a previous \
-                           answer, or *. Otherwise 412 (code 9, ETAG_MISMATCH) and nothing is written.",
-        ),
-        (
-            "organization.orgId" = Option<String>,
-            Query,
-            description = "Expect the user in this organization; a user of another one is then not found.",
-        ),
-    ),
-    request_body(
-        content = Option<Object>,
-        description = "None, or any JSON object (its fields are ignored)",
-        content_type = "application/json",
-    ),
-    responses(
-        (
-            status = 200,
-            description = "Activated; refused (code 9, USER_NOT_INACTIVE) unless inactive",
-            body = DetailsResponse,
-            headers(("ETag" = String, description = "The version of the user (its event sequence), quoted")),
-        ),
-        crate::openapi::WriteErrors,
-    ),
-    security(("bearer" = [])),
-)]
-pub(crate) async fn activate_user(
-    req: HttpRequest,
-    id: web::Path<String>,
-    payload: Payload,
-    service: Service,
-) -> Answer {
-    state_change(req, id.into_inner(), payload, service, Command::Activate).await
-}
+state_change_route!(
+    lock_user,
+    "/resources/v3alpha/users/{id}/_lock",
+    Command::Lock,
+    "Locked; refused (code 9, USER_ALREADY_LOCKED) when already locked"
+);
+state_change_route!(
+    unlock_user,
+    "/resources/v3alpha/users/{id}/_unlock",
+    Command::Unlock,
+    "Unlocked; refused (code 9, USER_NOT_LOCKED) when not locked"
+);
+state_change_route!(
+    deactivate_user,
+    "/resources/v3alpha/users/{id}/_deactivate",
+    Command::Deactivate,
+    "Deactivated; refused (code 9, USER_ALREADY_INACTIVE) unless active"
+);
+state_change_route!(
+    activate_user,
+    "/resources/v3alpha/users/{id}/_activate",
+    Command::Activate,
+    "Activated; refused (code 9, USER_NOT_INACTIVE) unless inactive"
+);
 
 // --- administration ----------------------------------------------------------------
 

@@ -8,7 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{USERS, Userd, reason};
+use support::{USERS, World, reason};
 use userd_testkit::{TestDatabase, on_both_backends_blocking};
 
 on_both_backends_blocking!(
@@ -19,68 +19,6 @@ on_both_backends_blocking!(
     revocation_reaches_every_process_within_two_seconds,
     the_recovery_command_issues_a_working_owner_token,
 );
-
-/// A world of two organizations: the bootstrap one ("home") and "away".
-struct World {
-    userd: Userd,
-    home: String,
-    away: String,
-}
-
-impl World {
-    fn new(db: TestDatabase) -> World {
-        let userd = Userd::start(db);
-        let (status, created) = userd.create(&json!({"userId": "probe"}));
-        assert_eq!(status, 201, "{created}");
-        let home = created["details"]["owner"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let (status, org) = userd.post("/v2/organizations", &json!({"name": "Away"}));
-        assert_eq!(status, 201, "{org}");
-        let away = org["organizationId"].as_str().unwrap().to_owned();
-        assert_eq!(org["details"]["id"], away.as_str());
-        assert_eq!(org["details"]["owner"]["type"], "OWNER_TYPE_INSTANCE");
-        World { userd, home, away }
-    }
-
-    fn user(&self, id: &str, org: &str) {
-        let (status, body) = self.userd.post(
-            &format!("{USERS}?organization.orgId={org}"),
-            &json!({"userId": id}),
-        );
-        assert_eq!(status, 201, "{body}");
-    }
-
-    fn grant(&self, org: &str, user: &str, roles: &[&str]) {
-        let (status, body) = self.userd.post(
-            &format!("/v2/organizations/{org}/members"),
-            &json!({"userId": user, "roles": roles}),
-        );
-        assert_eq!(status, 200, "{body}");
-    }
-
-    fn grant_instance(&self, user: &str, roles: &[&str]) {
-        let (status, body) = self.userd.post(
-            "/v2/instance/members",
-            &json!({"userId": user, "roles": roles}),
-        );
-        assert_eq!(status, 200, "{body}");
-    }
-
-    /// A token for `user`, minted by the admin.
-    fn token(&self, user: &str) -> String {
-        let (status, body) = self.userd.post(&format!("{USERS}/{user}/pats"), &json!({}));
-        assert_eq!(status, 201, "{body}");
-        body["personalAccessToken"].as_str().unwrap().to_owned()
-    }
-
-    fn as_(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let body = body.map(|b| b.to_string());
-        self.userd
-            .call_as(Some(token), method, path, body.as_deref())
-    }
-}
 
 fn org_roles_reach_their_organization_only(db: TestDatabase) {
     let w = World::new(db);

@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{USERS, Userd, reason};
+use support::{USERS, Userd, World, reason};
 use userd_testkit::{Backend, TestDatabase, on_both_backends_blocking};
 
 on_both_backends_blocking!(
@@ -23,75 +23,6 @@ on_both_backends_blocking!(
     the_smaller_holes_are_closed,
     transport_answers_are_status_json,
 );
-
-/// Two organizations, "home" (the bootstrap one) and "away", and helpers to act in them.
-struct World {
-    userd: Userd,
-    home: String,
-    away: String,
-}
-
-impl World {
-    fn new(db: TestDatabase) -> World {
-        World::with(Userd::start(db))
-    }
-
-    fn with(userd: Userd) -> World {
-        let (status, created) = userd.create(&json!({"userId": "probe"}));
-        assert_eq!(status, 201, "{created}");
-        let home = created["details"]["owner"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let (status, org) = userd.post("/v2/organizations", &json!({"name": "Away"}));
-        assert_eq!(status, 201, "{org}");
-        let away = org["organizationId"].as_str().unwrap().to_owned();
-        World { userd, home, away }
-    }
-
-    fn user(&self, id: &str, org: &str) {
-        let (status, body) = self.userd.post(
-            &format!("{USERS}?organization.orgId={org}"),
-            &json!({"userId": id, "contact": {"email": {"address": format!("{id}@example.com"), "isVerified": true}}}),
-        );
-        assert_eq!(status, 201, "{body}");
-    }
-
-    fn grant(&self, org: &str, user: &str, roles: &[&str]) {
-        let (status, body) = self.userd.post(
-            &format!("/v2/organizations/{org}/members"),
-            &json!({"userId": user, "roles": roles}),
-        );
-        assert_eq!(status, 200, "{body}");
-    }
-
-    fn grant_instance(&self, user: &str, roles: &[&str]) {
-        let (status, body) = self.userd.post(
-            "/v2/instance/members",
-            &json!({"userId": user, "roles": roles}),
-        );
-        assert_eq!(status, 200, "{body}");
-    }
-
-    /// A token for `user`, minted by `issuer` (the admin when `None`).
-    fn token_by(&self, issuer: Option<&str>, user: &str) -> String {
-        let issuer = issuer.unwrap_or(&self.userd.token);
-        let (status, body) = self.as_(
-            issuer,
-            "POST",
-            &format!("{USERS}/{user}/pats"),
-            Some(json!({})),
-        );
-        assert_eq!(status, 201, "{body}");
-        body["personalAccessToken"].as_str().unwrap().to_owned()
-    }
-
-    fn as_(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let body = body.map(|b| b.to_string());
-        self.userd
-            .call_as(Some(token), method, path, body.as_deref())
-    }
-}
 
 fn a_token_never_gains_what_its_issuer_did_not_hold(db: TestDatabase) {
     let w = World::new(db);

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use userd_testkit::TestDatabase;
 
 pub const USERS: &str = "/resources/v3alpha/users";
@@ -408,6 +408,84 @@ fn spawn(db: &TestDatabase, extra_env: &[(String, String)]) -> (Child, String, L
             let lines = log.lock().unwrap().join("\n");
             panic!("userd did not start listening:\n{lines}");
         }
+    }
+}
+
+/// Two organizations, the bootstrap one ("home") and "away", and helpers to act in them.
+pub struct World {
+    pub userd: Userd,
+    pub home: String,
+    pub away: String,
+}
+
+impl World {
+    pub fn new(db: TestDatabase) -> World {
+        World::with(Userd::start(db))
+    }
+
+    pub fn with(userd: Userd) -> World {
+        let (status, created) = userd.create(&json!({"userId": "probe"}));
+        assert_eq!(status, 201, "{created}");
+        let home = created["details"]["owner"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (status, org) = userd.post("/v2/organizations", &json!({"name": "Away"}));
+        assert_eq!(status, 201, "{org}");
+        let away = org["organizationId"].as_str().unwrap().to_owned();
+        assert_eq!(org["details"]["id"], away.as_str());
+        assert_eq!(org["details"]["owner"]["type"], "OWNER_TYPE_INSTANCE");
+        World { userd, home, away }
+    }
+
+    /// A user with a verified e-mail address in `org`, made by the admin.
+    pub fn user(&self, id: &str, org: &str) {
+        let email = json!({"address": format!("{id}@example.com"), "isVerified": true});
+        let (status, body) = self.userd.post(
+            &format!("{USERS}?organization.orgId={org}"),
+            &json!({"userId": id, "contact": {"email": email}}),
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+
+    pub fn grant(&self, org: &str, user: &str, roles: &[&str]) {
+        let (status, body) = self.userd.post(
+            &format!("/v2/organizations/{org}/members"),
+            &json!({"userId": user, "roles": roles}),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+
+    pub fn grant_instance(&self, user: &str, roles: &[&str]) {
+        let (status, body) = self.userd.post(
+            "/v2/instance/members",
+            &json!({"userId": user, "roles": roles}),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// A token for `user`, minted by the admin.
+    pub fn token(&self, user: &str) -> String {
+        self.token_by(None, user)
+    }
+
+    /// A token for `user`, minted with `issuer` (the admin's token when `None`).
+    pub fn token_by(&self, issuer: Option<&str>, user: &str) -> String {
+        let issuer = issuer.unwrap_or(&self.userd.token);
+        let (status, body) = self.as_(
+            issuer,
+            "POST",
+            &format!("{USERS}/{user}/pats"),
+            Some(json!({})),
+        );
+        assert_eq!(status, 201, "{body}");
+        body["personalAccessToken"].as_str().unwrap().to_owned()
+    }
+
+    pub fn as_(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let body = body.map(|b| b.to_string());
+        self.userd
+            .call_as(Some(token), method, path, body.as_deref())
     }
 }
 
