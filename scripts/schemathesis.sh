@@ -20,6 +20,7 @@ trap cleanup EXIT
 
 USERD_CONFIG_DIR="$PWD/config" \
 USERD__SERVER__PORT=0 \
+USERD__SERVER__RPC_PORT=0 \
 USERD__DATABASE__URL="sqlite://$dir/userd.db" \
 USERD__BOOTSTRAP__ADMIN_PAT_PATH="$dir/admin.pat" \
 USERD__LOG__FORMAT=json \

@@ -29,20 +29,8 @@ pub(crate) type Answer = Result<HttpResponse, ApiError>;
 // --- helpers -----------------------------------------------------------------------
 
 fn credentials(req: &HttpRequest) -> Credentials {
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-        return Credentials::None;
-    };
-    let Ok(value) = value.to_str() else {
-        return Credentials::None;
-    };
-    match value.trim().split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
-            Credentials::Bearer(token.trim().to_owned())
-        }
-        _ => Credentials::None,
-    }
+    let value = req.headers().get(header::AUTHORIZATION);
+    Credentials::from_authorization(value.and_then(|v| v.to_str().ok()))
 }
 
 pub(crate) async fn authenticate(req: &HttpRequest, service: &Service) -> Result<Caller, ApiError> {

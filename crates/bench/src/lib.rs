@@ -93,6 +93,7 @@ impl UserdProcess {
         command
             .current_dir(dir)
             .env("USERD__SERVER__PORT", "0")
+            .env("USERD__SERVER__RPC_PORT", "0")
             .env("USERD__DATABASE__URL", database_url)
             .env("USERD__BOOTSTRAP__ADMIN_PAT_PATH", &pat)
             .env("USERD__LOG__FORMAT", "json")

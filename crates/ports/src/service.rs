@@ -17,6 +17,21 @@ pub enum Credentials {
     Bearer(String),
 }
 
+impl Credentials {
+    /// The credentials of an `Authorization` header (HTTP) or `authorization` metadata
+    /// (RPC): `Bearer <token>`, the scheme in any case; anything else is none.
+    pub fn from_authorization(value: Option<&str>) -> Credentials {
+        match value.map(str::trim).and_then(|v| v.split_once(' ')) {
+            Some((scheme, token))
+                if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+            {
+                Credentials::Bearer(token.trim().to_owned())
+            }
+            _ => Credentials::None,
+        }
+    }
+}
+
 /// The user a request is about, and the organization the client expects it in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserRef {

@@ -50,6 +50,8 @@ pub enum StartError {
     },
     #[error("the HTTP server failed")]
     Server(#[source] std::io::Error),
+    #[error("the RPC server failed")]
+    Rpc(#[source] std::io::Error),
     #[error(transparent)]
     Recovery(#[from] userd_app::recovery::RecoveryError),
     #[error("cannot read the instance id")]
@@ -302,7 +304,17 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
     }));
     let users: Arc<dyn UserService> = use_cases.clone();
     let admin: Arc<dyn AdminService> = use_cases;
+
     let metrics = store_metrics(&store).map_err(StartError::Metrics)?;
+    let rpc_metrics =
+        userd_api_rpc::RpcMetrics::new(metrics.registry()).map_err(StartError::Metrics)?;
+    let rpc = start_rpc(
+        &settings.server,
+        userd_api_rpc::RpcServer {
+            users: users.clone(),
+            metrics: rpc_metrics,
+        },
+    )?;
     let services = Services {
         request_timeout: Duration::from_millis(settings.server.request_timeout_ms),
         ..Services::new(users, admin, metrics)
@@ -333,7 +345,95 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
     // within the grace period.
     let grace = Duration::from_secs(server.shutdown_grace_secs);
     actix_web::rt::spawn(exit_if_shutdown_hangs(grace));
-    http.await.map_err(StartError::Server)?;
+    let http_outcome = http.await.map_err(StartError::Server);
+    let rpc_outcome = rpc.stop();
+    http_outcome?;
+    rpc_outcome?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The RPC listener, served by its own multi-threaded runtime so that RPCs do not wait
+/// behind the HTTP workers.
+struct RpcListener {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
+impl RpcListener {
+    /// Stops it (if a signal has not already) and waits for calls in flight.
+    fn stop(mut self) -> Result<(), StartError> {
+        if let Some(stop) = self.stop.take() {
+            // Gone already when the RPC server ended first; nothing left to stop.
+            let _ = stop.send(());
+        }
+        match self.thread.join() {
+            Ok(outcome) => outcome.map_err(StartError::Rpc),
+            Err(_) => Err(StartError::Rpc(std::io::Error::other(
+                "the RPC server thread panicked",
+            ))),
+        }
+    }
+}
+
+fn start_rpc(
+    server: &crate::settings::ServerSettings,
+    services: userd_api_rpc::RpcServer,
+) -> Result<RpcListener, StartError> {
+    let address = format!("{}:{}", server.host, server.rpc_port);
+    let bind_error = |cause| StartError::Bind {
+        address: address.clone(),
+        cause,
+    };
+    let listener = std::net::TcpListener::bind(&address).map_err(bind_error)?;
+    listener.set_nonblocking(true).map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(StartError::Rpc)?;
+    let workers = match server.workers {
+        0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        n => n,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("userd-rpc".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers)
+                .thread_name("userd-rpc-worker")
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                let shutdown = async move {
+                    tokio::select! {
+                        _ = stop_signal() => {}
+                        _ = stopped => {}
+                    }
+                };
+                userd_api_rpc::serve(services, listener, shutdown).await
+            })
+        })
+        .map_err(StartError::Rpc)?;
+    tracing::info!(rpc_address = %bound, "RPC (gRPC, gRPC-web, Connect) on http://{bound}");
+    Ok(RpcListener {
+        stop: Some(stop),
+        thread,
+    })
+}
+
+/// SIGTERM or SIGINT, as actix-web stops on.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut terminate), Ok(mut interrupt)) => {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        }
+        // Without signal handlers the HTTP server's end stops the RPC server.
+        _ => std::future::pending().await,
+    }
 }

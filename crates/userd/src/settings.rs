@@ -30,6 +30,8 @@ pub struct ServerSettings {
     pub host: String,
     /// 0 picks a free port; the chosen address is logged.
     pub port: u16,
+    /// The RPC port (gRPC, gRPC-web and Connect); 0 picks a free one, logged.
+    pub rpc_port: u16,
     /// HTTP worker threads; 0 means one per CPU core.
     pub workers: usize,
     /// Seconds in-flight requests get to finish after SIGTERM or SIGINT.
@@ -96,6 +98,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "server.port",
         "8080",
         "port to listen on; 0 picks a free one",
+    ),
+    (
+        "server.rpc_port",
+        "8081",
+        "RPC port (gRPC, gRPC-web, Connect); 0 picks a free one",
     ),
     (
         "server.workers",

@@ -319,6 +319,7 @@ fn userd(env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String, String, D
         .current_dir(dir.path())
         .env("USERD_CONFIG_DIR", dir.path().join("none"))
         .env("USERD__SERVER__PORT", "0")
+        .env("USERD__SERVER__RPC_PORT", "0")
         .args(args);
     for (key, value) in env {
         command.env(key, value);

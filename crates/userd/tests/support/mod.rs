@@ -283,6 +283,13 @@ impl Userd {
     }
 
     /// The last `lines` lines the server wrote, for failure messages.
+    /// `http://host:port` of the RPC listener, as userd logged it.
+    pub fn rpc_base(&self) -> String {
+        let line = self.wait_for_log(0, "rpc_address");
+        let entry: Value = serde_json::from_str(&line).unwrap();
+        format!("http://{}", entry["rpc_address"].as_str().unwrap())
+    }
+
     /// How many log lines have been read so far: a mark for [`Userd::wait_for_log`].
     pub fn log_len(&self) -> usize {
         self.log.lock().map(|l| l.len()).unwrap_or_default()
@@ -359,6 +366,7 @@ fn command(db: &TestDatabase, extra_env: &[(String, String)]) -> Command {
         .current_dir(db.dir())
         .env("USERD_CONFIG_DIR", workspace_root().join("config"))
         .env("USERD__SERVER__PORT", "0")
+        .env("USERD__SERVER__RPC_PORT", "0")
         .env("USERD__SERVER__WORKERS", "2")
         .env("USERD__DATABASE__URL", &db.url)
         .env("USERD__BOOTSTRAP__ADMIN_PAT_PATH", pat_path(db))

@@ -1,0 +1,116 @@
+//! One log line and two metrics per RPC, as the HTTP adapter does per request.
+
+use std::time::Instant;
+
+use base64::Engine;
+use buffa::Message;
+use connectrpc::interceptor::{UnaryRequest, UnaryResponse};
+use connectrpc::{ConnectError, Interceptor, Next};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use tracing::Instrument;
+
+use crate::proto::google::rpc::ErrorInfo;
+
+/// RPCs by service, method and gRPC code, and their latency.
+#[derive(Clone)]
+pub struct RpcMetrics {
+    calls: IntCounterVec,
+    latency: HistogramVec,
+}
+
+impl RpcMetrics {
+    pub fn new(registry: &Registry) -> Result<RpcMetrics, prometheus::Error> {
+        let calls = IntCounterVec::new(
+            Opts::new(
+                "userd_rpc_requests_total",
+                "RPCs answered, by service, method and gRPC code name.",
+            ),
+            &["service", "method", "code"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "userd_rpc_request_duration_seconds",
+                "Time from an RPC's arrival to its answer, by service and method.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
+            ]),
+            &["service", "method"],
+        )?;
+        registry.register(Box::new(calls.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        Ok(RpcMetrics { calls, latency })
+    }
+}
+
+/// Logs and counts every unary RPC.
+pub(crate) struct Observe {
+    pub metrics: RpcMetrics,
+}
+
+/// The reason of the `google.rpc.ErrorInfo` an error carries, if any.
+fn reason_of(error: &ConnectError) -> Option<String> {
+    let detail = error
+        .details
+        .iter()
+        .find(|d| d.type_url.ends_with("google.rpc.ErrorInfo"))?;
+    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(detail.value.as_deref()?.trim_end_matches('='))
+        .ok()?;
+    ErrorInfo::decode_from_slice(&bytes)
+        .ok()
+        .map(|info| info.reason)
+}
+
+#[async_trait::async_trait]
+impl Interceptor for Observe {
+    async fn intercept_unary(
+        &self,
+        req: UnaryRequest,
+        next: Next<'_>,
+    ) -> Result<UnaryResponse, ConnectError> {
+        let started = Instant::now();
+        let procedure = req.ctx.spec().map_or("unknown", |spec| spec.procedure);
+        let (service, method) = procedure
+            .trim_start_matches('/')
+            .split_once('/')
+            .unwrap_or(("unknown", "unknown"));
+        let protocol = req
+            .ctx
+            .protocol()
+            .map_or_else(|| "unknown".to_owned(), |p| format!("{p:?}").to_lowercase());
+        let request_id = req
+            .ctx
+            .header("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|id| id.len() <= 128)
+            .map(str::to_owned);
+        let span = tracing::info_span!(
+            "rpc",
+            service,
+            method,
+            protocol,
+            request_id,
+            user_id = tracing::field::Empty
+        );
+        let outcome = next.run(req).instrument(span.clone()).await;
+        let seconds = started.elapsed().as_secs_f64();
+        let (code, reason) = match &outcome {
+            Ok(_) => ("ok", None),
+            Err(error) => (error.code.as_str(), reason_of(error)),
+        };
+        self.metrics
+            .calls
+            .with_label_values(&[service, method, code])
+            .inc();
+        self.metrics
+            .latency
+            .with_label_values(&[service, method])
+            .observe(seconds);
+        span.in_scope(|| {
+            tracing::info!(code, reason, latency_ms = seconds * 1000.0, "rpc served");
+        });
+        outcome
+    }
+}

@@ -1,0 +1,258 @@
+//! `zitadel.resources.user.v3alpha.ZITADELUsers` on the use cases.
+
+use std::sync::Arc;
+
+use buffa::MessageField;
+use connectrpc::{ConnectError, RequestContext, Response, ServiceRequest, ServiceResult};
+use userd_domain::authz::Caller;
+use userd_domain::user::Command;
+use userd_ports::service::{Credentials, ResourceDetails, UserRef, UserService};
+
+use crate::convert;
+use crate::errors::service_error;
+use crate::proto::zitadel::object::v3alpha::Organization;
+use crate::proto::zitadel::resources::object::v3alpha::{Details, ListDetails};
+use crate::proto::zitadel::resources::user::v3alpha::*;
+
+/// The v3alpha user service, as ZITADEL's clients call it.
+pub struct UsersV3alpha {
+    users: Arc<dyn UserService>,
+}
+
+impl UsersV3alpha {
+    pub fn new(users: Arc<dyn UserService>) -> Self {
+        UsersV3alpha { users }
+    }
+
+    async fn caller(&self, ctx: &RequestContext) -> Result<Caller, ConnectError> {
+        let value = ctx.header("authorization").and_then(|v| v.to_str().ok());
+        let caller = self
+            .users
+            .authenticate(&Credentials::from_authorization(value))
+            .await
+            .map_err(service_error)?;
+        tracing::Span::current().record("user_id", caller.user_id.as_str());
+        Ok(caller)
+    }
+
+    fn target(id: &str, organization: Option<&Organization>) -> Result<UserRef, ConnectError> {
+        Ok(UserRef {
+            id: convert::user_id(id).map_err(service_error)?,
+            expected_org: convert::organization(organization).map_err(service_error)?,
+            if_match: None,
+        })
+    }
+
+    async fn run(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        organization: Option<&Organization>,
+        command: Command,
+    ) -> Result<ResourceDetails, ConnectError> {
+        let caller = self.caller(ctx).await?;
+        let target = Self::target(id, organization)?;
+        self.users
+            .execute(&caller, &target, command)
+            .await
+            .map_err(service_error)
+    }
+}
+
+fn details<P>(details: &ResourceDetails) -> MessageField<Details, P>
+where
+    P: buffa::ProtoBox<Details>,
+{
+    MessageField::some(convert::details(details))
+}
+
+// Concrete return types instead of the trait's `impl Encodable`: the generated trait allows it.
+#[allow(refining_impl_trait)]
+impl ZitadelUsers for UsersV3alpha {
+    async fn search_users(
+        &self,
+        ctx: RequestContext,
+        request: ServiceRequest<'_, SearchUsersRequest>,
+    ) -> ServiceResult<SearchUsersResponse> {
+        let request = request.to_owned_message();
+        let caller = self.caller(&ctx).await?;
+        let search = convert::search_request(&request).map_err(service_error)?;
+        let found = self
+            .users
+            .search_users(&caller, search)
+            .await
+            .map_err(service_error)?;
+        Response::ok(SearchUsersResponse {
+            details: MessageField::some(ListDetails {
+                applied_limit: found.applied_limit,
+                total_result: found.total,
+                timestamp: MessageField::some(convert::timestamp(found.timestamp)),
+                ..Default::default()
+            }),
+            result: found.users.iter().map(convert::user).collect(),
+            ..Default::default()
+        })
+    }
+
+    async fn get_user(
+        &self,
+        ctx: RequestContext,
+        request: ServiceRequest<'_, GetUserRequest>,
+    ) -> ServiceResult<GetUserResponse> {
+        let request = request.to_owned_message();
+        let caller = self.caller(&ctx).await?;
+        let target = Self::target(&request.id, None)?;
+        let user = self
+            .users
+            .get_user(&caller, &target)
+            .await
+            .map_err(service_error)?;
+        Response::ok(GetUserResponse {
+            user: MessageField::some(convert::user(&user)),
+            ..Default::default()
+        })
+    }
+
+    async fn create_user(
+        &self,
+        ctx: RequestContext,
+        request: ServiceRequest<'_, CreateUserRequest>,
+    ) -> ServiceResult<CreateUserResponse> {
+        let request = request.to_owned_message();
+        let caller = self.caller(&ctx).await?;
+        let org = convert::organization(request.organization.as_option()).map_err(service_error)?;
+        let user = request.user.as_option().cloned().unwrap_or_default();
+        let new_user = convert::new_user(&user).map_err(service_error)?;
+        let created = self
+            .users
+            .create_user(&caller, org, new_user)
+            .await
+            .map_err(service_error)?;
+        Response::ok(CreateUserResponse {
+            details: details(&created),
+            ..Default::default()
+        })
+    }
+
+    async fn patch_user(
+        &self,
+        ctx: RequestContext,
+        request: ServiceRequest<'_, PatchUserRequest>,
+    ) -> ServiceResult<PatchUserResponse> {
+        let request = request.to_owned_message();
+        let user = request.user.as_option().cloned().unwrap_or_default();
+        let patch = convert::patch(&user).map_err(service_error)?;
+        let changed = self
+            .run(
+                &ctx,
+                &request.id,
+                request.organization.as_option(),
+                Command::Patch(patch),
+            )
+            .await?;
+        Response::ok(PatchUserResponse {
+            details: details(&changed),
+            ..Default::default()
+        })
+    }
+
+    async fn deactivate_user(
+        &self,
+        ctx: RequestContext,
+        request: ServiceRequest<'_, DeactivateUserRequest>,
+    ) -> ServiceResult<DeactivateUserResponse> {
+        let request = request.to_owned_message();
+        let changed = self
+            .run(
+                &ctx,
+                &request.id,
+                request.organization.as_option(),
+                Command::Deactivate,
+            )
+            .await?;
+        Response::ok(DeactivateUserResponse {
+            details: details(&changed),
+            ..Default::default()
+        })
+    }
+
+    async fn activate_user(
+        &self,
+        ctx: RequestContext,
+        request: ServiceRequest<'_, ActivateUserRequest>,
+    ) -> ServiceResult<ActivateUserResponse> {
+        let request = request.to_owned_message();
+        let changed = self
+            .run(
+                &ctx,
+                &request.id,
+                request.organization.as_option(),
+                Command::Activate,
+            )
+            .await?;
+        Response::ok(ActivateUserResponse {
+            details: details(&changed),
+            ..Default::default()
+        })
+    }
+
+    async fn lock_user(
+        &self,
+        ctx: RequestContext,
+        request: ServiceRequest<'_, LockUserRequest>,
+    ) -> ServiceResult<LockUserResponse> {
+        let request = request.to_owned_message();
+        let changed = self
+            .run(
+                &ctx,
+                &request.id,
+                request.organization.as_option(),
+                Command::Lock,
+            )
+            .await?;
+        Response::ok(LockUserResponse {
+            details: details(&changed),
+            ..Default::default()
+        })
+    }
+
+    async fn unlock_user(
+        &self,
+        ctx: RequestContext,
+        request: ServiceRequest<'_, UnlockUserRequest>,
+    ) -> ServiceResult<UnlockUserResponse> {
+        let request = request.to_owned_message();
+        let changed = self
+            .run(
+                &ctx,
+                &request.id,
+                request.organization.as_option(),
+                Command::Unlock,
+            )
+            .await?;
+        Response::ok(UnlockUserResponse {
+            details: details(&changed),
+            ..Default::default()
+        })
+    }
+
+    async fn delete_user(
+        &self,
+        ctx: RequestContext,
+        request: ServiceRequest<'_, DeleteUserRequest>,
+    ) -> ServiceResult<DeleteUserResponse> {
+        let request = request.to_owned_message();
+        let changed = self
+            .run(
+                &ctx,
+                &request.id,
+                request.organization.as_option(),
+                Command::Delete,
+            )
+            .await?;
+        Response::ok(DeleteUserResponse {
+            details: details(&changed),
+            ..Default::default()
+        })
+    }
+}

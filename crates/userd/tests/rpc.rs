@@ -1,0 +1,415 @@
+//! ZITADEL's user services over gRPC, gRPC-web and Connect, against the real binary,
+//! through a real RPC client library (connectrpc's), on both backends.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use base64::Engine;
+use buffa::{Message, MessageField};
+use connectrpc::client::{ClientConfig, HttpClient};
+use connectrpc::{ConnectError, ErrorCode, Protocol};
+use support::{USERS, World};
+use userd_api_rpc::proto::google::rpc::ErrorInfo;
+use userd_api_rpc::proto::zitadel::object::v3alpha::__buffa::oneof::organization::Property;
+use userd_api_rpc::proto::zitadel::object::v3alpha::Organization;
+use userd_api_rpc::proto::zitadel::resources::user::v3alpha::*;
+use userd_testkit::{TestDatabase, on_both_backends_blocking};
+
+on_both_backends_blocking!(
+    every_v3alpha_rpc_through_each_protocol,
+    one_user_three_doors,
+    the_authorization_order_holds_over_rpc,
+    health_reflection_metrics_and_logs,
+);
+
+/// The ways a client reaches the RPC port.
+const DOORS: [(&str, Protocol, bool); 4] = [
+    ("connect-json", Protocol::Connect, true),
+    ("connect-proto", Protocol::Connect, false),
+    ("grpc", Protocol::Grpc, false),
+    ("grpc-web", Protocol::GrpcWeb, false),
+];
+
+fn client(
+    base: &str,
+    token: Option<&str>,
+    protocol: Protocol,
+    json: bool,
+) -> ZitadelUsersClient<HttpClient> {
+    let mut config = ClientConfig::new(base.parse().unwrap()).with_protocol(protocol);
+    config = if json { config.json() } else { config.proto() };
+    if let Some(token) = token {
+        config = config.with_default_header("authorization", format!("Bearer {token}"));
+    }
+    // gRPC is HTTP/2 with prior knowledge; gRPC-web and Connect go over HTTP/1.1 here.
+    let transport = match protocol {
+        Protocol::Grpc => HttpClient::plaintext_http2_only(),
+        _ => HttpClient::plaintext(),
+    };
+    ZitadelUsersClient::new(transport, config)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The `google.rpc.ErrorInfo` reason an error carries.
+fn reason(error: &ConnectError) -> String {
+    let detail = error
+        .details
+        .iter()
+        .find(|d| d.type_url.ends_with("google.rpc.ErrorInfo"))
+        .unwrap_or_else(|| panic!("no ErrorInfo in {error:?}"));
+    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(detail.value.as_deref().unwrap().trim_end_matches('='))
+        .unwrap();
+    let info = ErrorInfo::decode_from_slice(&bytes).unwrap();
+    assert_eq!(info.domain, "userd");
+    info.reason
+}
+
+fn lock(id: &str) -> LockUserRequest {
+    LockUserRequest {
+        id: id.to_owned(),
+        ..Default::default()
+    }
+}
+
+fn unlock(id: &str) -> UnlockUserRequest {
+    UnlockUserRequest {
+        id: id.to_owned(),
+        ..Default::default()
+    }
+}
+
+fn get(id: &str) -> GetUserRequest {
+    GetUserRequest {
+        id: id.to_owned(),
+        ..Default::default()
+    }
+}
+
+fn every_v3alpha_rpc_through_each_protocol(db: TestDatabase) {
+    let w = World::new(db);
+    let base = w.userd.rpc_base();
+    let token = w.userd.token.clone();
+    runtime().block_on(async {
+        for (door, protocol, json) in DOORS {
+            let users = client(&base, Some(&token), protocol, json);
+            let id = format!("{door}-user");
+            let create = CreateUserRequest {
+                organization: MessageField::some(Organization {
+                    property: Some(Property::OrgId(w.home.clone())),
+                    ..Default::default()
+                }),
+                user: MessageField::some(CreateUser {
+                    user_id: Some(id.clone()),
+                    contact: MessageField::some(SetContact {
+                        email: MessageField::some(SetEmail {
+                            address: format!("{door}@example.com"),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    authenticators: MessageField::some(SetAuthenticators {
+                        usernames: vec![SetUsername {
+                            username: format!("{door}-name"),
+                            is_organization_specific: true,
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let created = users.create_user(create).await.unwrap().into_owned();
+            assert_eq!(created.details.id, id, "{door}");
+            assert_eq!(created.details.owner.id, w.home, "{door}");
+
+            let got = users.get_user(get(&id)).await.unwrap().into_owned();
+            assert_eq!(
+                got.user.state.as_known(),
+                Some(State::USER_STATE_ACTIVE),
+                "{door}"
+            );
+            assert_eq!(
+                got.user.contact.email.address,
+                format!("{door}@example.com")
+            );
+            assert_eq!(
+                got.user.authenticators.usernames[0].username,
+                format!("{door}-name")
+            );
+
+            let patch = PatchUserRequest {
+                id: id.clone(),
+                user: MessageField::some(PatchUser {
+                    schema_id: Some("employee".to_owned()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            users.patch_user(patch).await.unwrap();
+            users.lock_user(lock(&id)).await.unwrap();
+            let locked = users.get_user(get(&id)).await.unwrap().into_owned();
+            assert_eq!(locked.user.state.as_known(), Some(State::USER_STATE_LOCKED));
+            assert_eq!(locked.user.schema.id, "employee");
+            users.unlock_user(unlock(&id)).await.unwrap();
+            let again = users.unlock_user(unlock(&id)).await.unwrap_err();
+            assert_eq!(
+                again.code,
+                ErrorCode::FailedPrecondition,
+                "{door}: {again:?}"
+            );
+            assert_eq!(reason(&again), "USER_NOT_LOCKED", "{door}");
+            assert_eq!(again.message.as_deref(), Some("user is not locked"));
+
+            users
+                .deactivate_user(DeactivateUserRequest {
+                    id: id.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            users
+                .activate_user(ActivateUserRequest {
+                    id: id.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+
+            let search = SearchUsersRequest {
+                filters: vec![SearchFilter {
+                    Filter: Some(__buffa::oneof::search_filter::Filter::UserIdFilter(
+                        Box::new(UserIDFilter {
+                            id: id.clone(),
+                            ..Default::default()
+                        }),
+                    )),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            let found = users.search_users(search).await.unwrap().into_owned();
+            assert_eq!(found.details.total_result, 1, "{door}");
+            assert_eq!(found.result[0].details.id, id);
+
+            users
+                .delete_user(DeleteUserRequest {
+                    id: id.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let gone = users.get_user(get(&id)).await.unwrap_err();
+            assert_eq!(gone.code, ErrorCode::NotFound, "{door}");
+            assert_eq!(reason(&gone), "USER_NOT_FOUND");
+        }
+    });
+}
+
+fn one_user_three_doors(db: TestDatabase) {
+    let w = World::new(db);
+    w.user("door", &w.home);
+    let base = w.userd.rpc_base();
+    let token = w.userd.token.clone();
+    runtime().block_on(async {
+        let grpc = client(&base, Some(&token), Protocol::Grpc, false);
+        let connect = client(&base, Some(&token), Protocol::Connect, true);
+        let read = grpc.get_user(get("door")).await.unwrap().into_owned();
+        assert_eq!(read.user.contact.email.address, "door@example.com");
+        assert!(read.user.contact.email.is_verified);
+        grpc.lock_user(lock("door")).await.unwrap();
+        let (status, body) = w.userd.user("door");
+        assert_eq!(
+            (status, body["user"]["state"].as_str()),
+            (200, Some("USER_STATE_LOCKED"))
+        );
+        connect.unlock_user(unlock("door")).await.unwrap();
+    });
+    let (_, body) = w.userd.user("door");
+    assert_eq!(body["user"]["state"], "USER_STATE_ACTIVE");
+    assert!(body["user"].get("locked").is_none());
+    assert_eq!(
+        w.userd.act("door", "_unlock").0,
+        400,
+        "one state machine behind both"
+    );
+}
+
+fn the_authorization_order_holds_over_rpc(db: TestDatabase) {
+    let w = World::new(db);
+    w.user("target", &w.home);
+    w.user("viewer", &w.home);
+    w.grant(&w.home, "viewer", &["ORG_USER_VIEWER"]);
+    w.user("stranger", &w.away);
+    w.grant(&w.away, "stranger", &["ORG_OWNER"]);
+    let viewer = w.token("viewer");
+    let stranger = w.token("stranger");
+    let base = w.userd.rpc_base();
+    runtime().block_on(async {
+        for (door, protocol, json) in DOORS {
+            let anonymous = client(&base, None, protocol, json);
+            let error = anonymous.lock_user(lock("target")).await.unwrap_err();
+            assert_eq!(
+                (error.code, reason(&error).as_str()),
+                (ErrorCode::Unauthenticated, "UNAUTHENTICATED"),
+                "{door}"
+            );
+
+            let other_org = client(&base, Some(&stranger), protocol, json);
+            let error = other_org.lock_user(lock("target")).await.unwrap_err();
+            assert_eq!(
+                error.code,
+                ErrorCode::NotFound,
+                "{door}: invisible, like a missing user"
+            );
+            let missing = other_org.lock_user(lock("nobody")).await.unwrap_err();
+            assert_eq!(missing.code, ErrorCode::NotFound);
+            assert_eq!(missing.message, error.message, "{door}: indistinguishable");
+
+            let reader = client(&base, Some(&viewer), protocol, json);
+            assert!(reader.get_user(get("target")).await.is_ok(), "{door}");
+            let error = reader.lock_user(lock("target")).await.unwrap_err();
+            assert_eq!(
+                (error.code, reason(&error).as_str()),
+                (ErrorCode::PermissionDenied, "PERMISSION_DENIED"),
+                "{door}"
+            );
+        }
+    });
+    assert_eq!(
+        w.userd.get(&format!("{USERS}/target")).1["user"]["state"],
+        "USER_STATE_ACTIVE",
+        "nothing was changed"
+    );
+}
+
+fn health_reflection_metrics_and_logs(db: TestDatabase) {
+    use connectrpc_health::HealthClient;
+    use connectrpc_health::wire::{HealthCheckRequest, ServingStatus};
+    use connectrpc_reflection::ServerReflectionClient;
+    use connectrpc_reflection::wire::v1::{
+        ServerReflectionRequest, server_reflection_request::MessageRequest,
+        server_reflection_response::MessageResponse,
+    };
+
+    let w = World::new(db);
+    w.user("seen", &w.home);
+    let base = w.userd.rpc_base();
+    let token = w.userd.token.clone();
+    let mark = w.userd.log_len();
+    runtime().block_on(async {
+        let config = ClientConfig::new(base.parse().unwrap()).with_protocol(Protocol::Grpc);
+        let health = HealthClient::new(HttpClient::plaintext_http2_only(), config.clone());
+        for service in ["", "zitadel.resources.user.v3alpha.ZITADELUsers"] {
+            let answer = health
+                .check(HealthCheckRequest {
+                    service: service.to_owned(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_owned();
+            assert_eq!(
+                answer.status.as_known(),
+                Some(ServingStatus::SERVING),
+                "{service:?}"
+            );
+        }
+
+        // What grpcurl does first: list the services, then fetch a service's file.
+        let reflection = ServerReflectionClient::new(HttpClient::plaintext_http2_only(), config);
+        let mut stream = reflection.server_reflection_info().await.unwrap();
+        for request in [
+            MessageRequest::ListServices(String::new()),
+            MessageRequest::FileContainingSymbol(
+                "zitadel.resources.user.v3alpha.ZITADELUsers".to_owned(),
+            ),
+        ] {
+            stream
+                .send(ServerReflectionRequest {
+                    message_request: Some(request),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        }
+        stream.close_send();
+        let listed = stream.message().await.unwrap().unwrap().to_owned_message();
+        let Some(MessageResponse::ListServicesResponse(listed)) = listed.message_response else {
+            panic!("not a service list: {listed:?}");
+        };
+        let names: Vec<&str> = listed.service.iter().map(|s| s.name.as_str()).collect();
+        assert!(
+            names.contains(&"zitadel.resources.user.v3alpha.ZITADELUsers"),
+            "{names:?}"
+        );
+        assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
+        let file = stream.message().await.unwrap().unwrap().to_owned_message();
+        let Some(MessageResponse::FileDescriptorResponse(file)) = file.message_response else {
+            panic!("not a file: {file:?}");
+        };
+        let described = file
+            .file_descriptor_proto
+            .iter()
+            .any(|bytes| String::from_utf8_lossy(bytes).contains("UnlockUser"));
+        assert!(described, "the service's file describes UnlockUser");
+
+        let users = client(&base, Some(&token), Protocol::Grpc, false);
+        users.lock_user(lock("seen")).await.unwrap();
+        users.unlock_user(unlock("seen")).await.unwrap();
+        assert!(users.unlock_user(unlock("seen")).await.is_err());
+    });
+
+    let line = w.userd.wait_for_log(mark, "USER_NOT_LOCKED");
+    let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(entry["message"], "rpc served", "{entry}");
+    assert_eq!(entry["code"], "failed_precondition");
+    assert_eq!(entry["span"]["method"], "UnlockUser");
+    assert_eq!(
+        entry["span"]["service"],
+        "zitadel.resources.user.v3alpha.ZITADELUsers"
+    );
+    assert_eq!(entry["span"]["protocol"], "grpc");
+    assert!(
+        entry["span"]["user_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "{entry}"
+    );
+    assert!(
+        !w.userd.log.lock().unwrap().join("\n").contains(&token),
+        "tokens are never logged"
+    );
+
+    let (status, metrics) = w.userd.client.get_text("/metrics");
+    assert_eq!(status, 200);
+    let ok = metrics.lines().find(|l| {
+        l.starts_with("userd_rpc_requests_total")
+            && l.contains(r#"method="UnlockUser""#)
+            && l.contains(r#"code="ok""#)
+    });
+    assert_eq!(
+        ok.map(|l| l.rsplit(' ').next().unwrap()),
+        Some("1"),
+        "{metrics}"
+    );
+    let refused = metrics.lines().find(|l| {
+        l.starts_with("userd_rpc_requests_total")
+            && l.contains(r#"method="UnlockUser""#)
+            && l.contains(r#"code="failed_precondition""#)
+    });
+    assert_eq!(
+        refused.map(|l| l.rsplit(' ').next().unwrap()),
+        Some("1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("userd_rpc_request_duration_seconds_bucket"));
+}
