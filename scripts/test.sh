@@ -68,6 +68,13 @@ else
     banner "The schemathesis API test was NOT run: pip install -r scripts/requirements-api-test.txt"
 fi
 
+# ZITADEL's official Python SDK driving the v2 user lifecycle over Connect.
+if python3 -c "import zitadel_client" >/dev/null 2>&1; then
+    ./scripts/sdk-test.sh
+else
+    banner "The ZITADEL Python SDK test was NOT run: pip install -r scripts/requirements-api-test.txt"
+fi
+
 if [ "$mode" = skip ]; then
     banner "Reminder: PostgreSQL tests were NOT run."
 fi

@@ -15,6 +15,12 @@ const PROTOS: &[&str] = &[
     "zitadel/resources/user/v3alpha/query.proto",
     "zitadel/resources/user/v3alpha/user.proto",
     "zitadel/resources/user/v3alpha/user_service.proto",
+    "zitadel/object/v2/object.proto",
+    "zitadel/user/v2/email.proto",
+    "zitadel/user/v2/phone.proto",
+    "zitadel/user/v2/query.proto",
+    "zitadel/user/v2/user.proto",
+    "zitadel/user/v2/user_service.proto",
 ];
 
 /// Described for reflection only: their services come from other crates.

@@ -19,7 +19,7 @@ use v3::__buffa::oneof::search_filter::Filter as ProtoFilter;
 use v3::__buffa::oneof::set_email::Verification as EmailVerification;
 use v3::__buffa::oneof::set_phone::Verification as PhoneVerification;
 
-fn invalid(field: &str, error: userd_domain::values::InvalidValue) -> ServiceError {
+pub(crate) fn invalid(field: &str, error: userd_domain::values::InvalidValue) -> ServiceError {
     ServiceError::invalid_field(field, error)
 }
 

@@ -3,9 +3,11 @@
 //! into the use cases' types and back; every rule lives in the domain and the use cases.
 
 mod convert;
+mod convert_v2;
 mod errors;
 mod observability;
 mod server;
+mod users_v2;
 mod users_v3alpha;
 
 pub use observability::RpcMetrics;

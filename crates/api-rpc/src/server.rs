@@ -11,6 +11,8 @@ use userd_ports::service::UserService;
 
 use crate::observability::{Observe, RpcMetrics};
 use crate::proto::zitadel::resources::user::v3alpha::ZITADEL_USERS_SERVICE_NAME;
+use crate::proto::zitadel::user::v2::USER_SERVICE_SERVICE_NAME;
+use crate::users_v2::UsersV2;
 use crate::users_v3alpha::UsersV3alpha;
 
 /// The descriptors of every served file, for reflection.
@@ -29,7 +31,8 @@ struct DatabaseHealth {
 
 impl Checker for DatabaseHealth {
     async fn check(&self, service: &str) -> Result<Status, ConnectError> {
-        if !service.is_empty() && service != ZITADEL_USERS_SERVICE_NAME {
+        let known = [ZITADEL_USERS_SERVICE_NAME, USER_SERVICE_SERVICE_NAME];
+        if !service.is_empty() && !known.contains(&service) {
             return Err(ConnectError::not_found(format!(
                 "unknown service {service:?}"
             )));
@@ -43,7 +46,9 @@ impl Checker for DatabaseHealth {
 
 /// The router of every served service.
 pub fn router(services: &RpcServer) -> Result<Router, ConnectError> {
-    let router = Router::new().add_service(Arc::new(UsersV3alpha::new(services.users.clone())));
+    let router = Router::new()
+        .add_service(Arc::new(UsersV3alpha::new(services.users.clone())))
+        .add_service(Arc::new(UsersV2::new(services.users.clone())));
     let health = HealthService::new(DatabaseHealth {
         users: services.users.clone(),
     });

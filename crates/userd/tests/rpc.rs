@@ -20,6 +20,7 @@ on_both_backends_blocking!(
     one_user_three_doors,
     the_authorization_order_holds_over_rpc,
     health_reflection_metrics_and_logs,
+    the_v2_lifecycle_through_each_protocol,
 );
 
 /// The ways a client reaches the RPC port.
@@ -412,4 +413,137 @@ fn health_reflection_metrics_and_logs(db: TestDatabase) {
         "{metrics}"
     );
     assert!(metrics.contains("userd_rpc_request_duration_seconds_bucket"));
+}
+
+fn the_v2_lifecycle_through_each_protocol(db: TestDatabase) {
+    use userd_api_rpc::proto::zitadel::user::v2;
+
+    let w = World::new(db);
+    let base = w.userd.rpc_base();
+    let token = w.userd.token.clone();
+    runtime().block_on(async {
+        for (door, protocol, json) in DOORS {
+            let mut config = ClientConfig::new(base.parse().unwrap()).with_protocol(protocol);
+            config = if json { config.json() } else { config.proto() };
+            config = config.with_default_header("authorization", format!("Bearer {token}"));
+            let transport = match protocol {
+                Protocol::Grpc => HttpClient::plaintext_http2_only(),
+                _ => HttpClient::plaintext(),
+            };
+            let users = v2::UserServiceClient::new(transport, config);
+            let added = users
+                .add_human_user(v2::AddHumanUserRequest {
+                    username: Some(format!("{door}-v2")),
+                    profile: MessageField::some(v2::SetHumanProfile {
+                        given_name: "Minnie".to_owned(),
+                        family_name: "Mouse".to_owned(),
+                        ..Default::default()
+                    }),
+                    email: MessageField::some(v2::SetHumanEmail {
+                        email: format!("{door}-v2@example.com"),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_owned();
+            let id = added.user_id.clone();
+            assert_eq!(added.details.resource_owner, w.home, "{door}");
+            let by_id = |id: &str| v2::GetUserByIDRequest {
+                user_id: id.to_owned(),
+                ..Default::default()
+            };
+            let got = users.get_user_by_id(by_id(&id)).await.unwrap().into_owned();
+            assert_eq!(got.user.username, format!("{door}-v2"));
+            let Some(v2::__buffa::oneof::user::Type::Human(human)) = &got.user.r#type else {
+                panic!("{door}: not a human: {got:?}");
+            };
+            assert_eq!(human.profile.given_name, "Minnie");
+
+            users
+                .update_human_user(v2::UpdateHumanUserRequest {
+                    user_id: id.clone(),
+                    profile: MessageField::some(v2::SetHumanProfile {
+                        given_name: "Minerva".to_owned(),
+                        family_name: "Mouse".to_owned(),
+                        nick_name: Some("Min".to_owned()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let lock = v2::LockUserRequest {
+                user_id: id.clone(),
+                ..Default::default()
+            };
+            users.lock_user(lock).await.unwrap();
+            let unlock = || v2::UnlockUserRequest {
+                user_id: id.clone(),
+                ..Default::default()
+            };
+            users.unlock_user(unlock()).await.unwrap();
+            let again = users.unlock_user(unlock()).await.unwrap_err();
+            assert_eq!(
+                (again.code, reason(&again).as_str()),
+                (ErrorCode::FailedPrecondition, "USER_NOT_LOCKED")
+            );
+            users
+                .deactivate_user(v2::DeactivateUserRequest {
+                    user_id: id.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            users
+                .reactivate_user(v2::ReactivateUserRequest {
+                    user_id: id.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let listed = users
+                .list_users(v2::ListUsersRequest {
+                    queries: vec![v2::SearchQuery {
+                        query: Some(v2::__buffa::oneof::search_query::Query::InUserIdsQuery(
+                            Box::new(v2::InUserIDQuery {
+                                user_ids: vec![id.clone()],
+                                ..Default::default()
+                            }),
+                        )),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_owned();
+            assert_eq!(listed.details.total_result, 1, "{door}");
+            assert_eq!(
+                listed.result[0].state.as_known(),
+                Some(v2::UserState::USER_STATE_ACTIVE)
+            );
+
+            // The same user over REST: the profile is data, the e-mail the contact.
+            let (status, rest) = w.userd.user(&id);
+            assert_eq!(status, 200);
+            assert_eq!(rest["user"]["data"]["givenName"], "Minerva");
+            assert_eq!(rest["user"]["data"]["nickName"], "Min");
+            assert_eq!(
+                rest["user"]["contact"]["email"]["address"],
+                format!("{door}-v2@example.com")
+            );
+
+            users
+                .delete_user(v2::DeleteUserRequest {
+                    user_id: id.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let gone = users.get_user_by_id(by_id(&id)).await.unwrap_err();
+            assert_eq!(gone.code, ErrorCode::NotFound, "{door}");
+        }
+    });
 }
