@@ -25,6 +25,7 @@ ENV USERD_CONFIG_DIR=/etc/userd/config \
     USERD__LOG__FORMAT=json
 USER userd
 WORKDIR /var/lib/userd
-EXPOSE 8080
+# REST, then gRPC, gRPC-web and Connect.
+EXPOSE 8080 8081
 ENTRYPOINT ["/usr/local/bin/userd"]
 CMD ["serve"]

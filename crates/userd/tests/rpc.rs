@@ -21,6 +21,7 @@ on_both_backends_blocking!(
     the_authorization_order_holds_over_rpc,
     health_reflection_metrics_and_logs,
     the_v2_lifecycle_through_each_protocol,
+    both_listeners_stop_together,
 );
 
 /// The ways a client reaches the RPC port.
@@ -546,4 +547,37 @@ fn the_v2_lifecycle_through_each_protocol(db: TestDatabase) {
             assert_eq!(gone.code, ErrorCode::NotFound, "{door}");
         }
     });
+}
+
+fn both_listeners_stop_together(db: TestDatabase) {
+    let mut userd = support::Userd::start(db);
+    let rpc = userd.rpc_base();
+    let rpc_address = rpc.trim_start_matches("http://").parse().unwrap();
+    let http_address = userd.base.trim_start_matches("http://").parse().unwrap();
+    let timeout = std::time::Duration::from_secs(2);
+    assert!(std::net::TcpStream::connect_timeout(&rpc_address, timeout).is_ok());
+    let pid = userd.pid().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let exit = loop {
+        if let Some(status) = userd.exit_status() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "userd did not exit");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(exit.code(), Some(0), "{}", userd.log_tail(10));
+    assert!(userd.log_tail(3).contains("stopped"));
+    for address in [rpc_address, http_address] {
+        assert!(
+            std::net::TcpStream::connect_timeout(&address, timeout).is_err(),
+            "{address} still accepts"
+        );
+    }
 }
