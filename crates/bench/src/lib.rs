@@ -77,6 +77,8 @@ impl Drop for BenchDatabase {
 pub struct UserdProcess {
     child: Child,
     pub base: String,
+    /// `http://host:port` of the RPC listener.
+    pub rpc_base: String,
     pub token: String,
 }
 
@@ -110,17 +112,24 @@ impl UserdProcess {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+            let (mut http, mut rpc) = (None, None);
             for line in lines.by_ref() {
                 let entry = serde_json::from_str::<serde_json::Value>(&line).unwrap_or_default();
                 if let Some(address) = entry["address"].as_str() {
-                    let _ = tx.send(address.to_owned());
+                    http = Some(address.to_owned());
+                }
+                if let Some(address) = entry["rpc_address"].as_str() {
+                    rpc = Some(address.to_owned());
+                }
+                if let (Some(http), Some(rpc)) = (&http, &rpc) {
+                    let _ = tx.send((http.clone(), rpc.clone()));
                     break;
                 }
             }
             // Only drained from here on: the benchmark must not spend CPU on userd's logs.
             for _ in lines {}
         });
-        let address = rx.recv_timeout(Duration::from_secs(60)).map_err(|_| {
+        let (address, rpc_address) = rx.recv_timeout(Duration::from_secs(60)).map_err(|_| {
             let _ = child.kill();
             "userd did not start listening"
         })?;
@@ -128,6 +137,7 @@ impl UserdProcess {
         Ok(UserdProcess {
             child,
             base: format!("http://{address}"),
+            rpc_base: format!("http://{rpc_address}"),
             token,
         })
     }

@@ -9,6 +9,12 @@ use std::time::{Duration, Instant};
 use reqwest::{Client, Method};
 use serde_json::{Value, json};
 
+use buffa::MessageField;
+use connectrpc::Protocol;
+use connectrpc::client::{ClientConfig, HttpClient};
+use userd_api_rpc::proto::zitadel::resources::user::v3alpha as v3;
+use v3::ZitadelUsersClient;
+
 use crate::{Error, Percentiles, percentiles};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,6 +23,8 @@ pub enum Scenario {
     Flow,
     /// GET of existing users.
     Read,
+    /// The flow's six steps through the RPC port: v3alpha ZITADELUsers over gRPC.
+    GrpcFlow,
 }
 
 impl Scenario {
@@ -24,6 +32,7 @@ impl Scenario {
         match name {
             "flow" => Some(Scenario::Flow),
             "read" => Some(Scenario::Read),
+            "grpc-flow" => Some(Scenario::GrpcFlow),
             _ => None,
         }
     }
@@ -32,12 +41,15 @@ impl Scenario {
         match self {
             Scenario::Flow => "flow",
             Scenario::Read => "read",
+            Scenario::GrpcFlow => "grpc-flow",
         }
     }
 
     pub fn steps(self) -> &'static [&'static str] {
         match self {
-            Scenario::Flow => &["create", "get", "patch", "lock", "unlock", "delete"],
+            Scenario::Flow | Scenario::GrpcFlow => {
+                &["create", "get", "patch", "lock", "unlock", "delete"]
+            }
             Scenario::Read => &["get"],
         }
     }
@@ -46,6 +58,8 @@ impl Scenario {
 #[derive(Clone, Debug)]
 pub struct LoadSettings {
     pub base: String,
+    /// The RPC listener, for the gRPC scenario.
+    pub rpc_base: String,
     pub token: String,
     pub scenario: Scenario,
     pub clients: usize,
@@ -125,6 +139,8 @@ impl LoadReport {
 
 struct Shared {
     client: Client,
+    /// One HTTP/2 connection pool for every gRPC client task, as a gRPC client keeps.
+    rpc: ZitadelUsersClient<HttpClient>,
     base: String,
     authorization: String,
     errors: AtomicU64,
@@ -223,6 +239,119 @@ async fn flow_iteration(shared: &Shared, client: usize, n: u64, samples: &mut Sa
     true
 }
 
+impl Shared {
+    /// Times one RPC; counts and keeps its error when it fails.
+    async fn rpc<T, F>(&self, step: &str, call: F) -> Option<(Duration, T)>
+    where
+        F: std::future::Future<Output = Result<T, connectrpc::ConnectError>>,
+    {
+        let started = Instant::now();
+        match call.await {
+            Ok(answer) => Some((started.elapsed(), answer)),
+            Err(error) => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                let mut first = self.first_errors.lock().unwrap_or_else(|p| p.into_inner());
+                if first.len() < 5 {
+                    first.push(format!("{step}: {error:?}"));
+                }
+                None
+            }
+        }
+    }
+}
+
+/// The flow over gRPC, step for step what [`flow_iteration`] sends over REST.
+async fn grpc_flow_iteration(
+    shared: &Shared,
+    client: usize,
+    n: u64,
+    samples: &mut Samples,
+) -> bool {
+    let rpc = &shared.rpc;
+    let name = format!("grpc-{client}-{n}-{}", std::process::id());
+    let data = |given: &str| {
+        let fields = json!({"givenName": given, "familyName": "Lovelace", "n": n});
+        serde_json::from_value::<buffa_types::google::protobuf::Struct>(fields)
+            .ok()
+            .into()
+    };
+    let create = v3::CreateUserRequest {
+        user: MessageField::some(v3::CreateUser {
+            data: data("Ada"),
+            contact: MessageField::some(v3::SetContact {
+                email: MessageField::some(v3::SetEmail {
+                    address: format!("{name}@example.com"),
+                    verification: Some(v3::__buffa::oneof::set_email::Verification::IsVerified(
+                        true,
+                    )),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            authenticators: MessageField::some(v3::SetAuthenticators {
+                usernames: vec![v3::SetUsername {
+                    username: name,
+                    is_organization_specific: true,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let Some((latency, created)) = shared.rpc("create", rpc.create_user(create)).await else {
+        return false;
+    };
+    samples[0].push(latency);
+    let id = created.into_owned().details.id.clone();
+    let get = v3::GetUserRequest {
+        id: id.clone(),
+        ..Default::default()
+    };
+    let Some((latency, _)) = shared.rpc("get", rpc.get_user(get)).await else {
+        return false;
+    };
+    samples[1].push(latency);
+    let patch = v3::PatchUserRequest {
+        id: id.clone(),
+        user: MessageField::some(v3::PatchUser {
+            data: data("Augusta"),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let Some((latency, _)) = shared.rpc("patch", rpc.patch_user(patch)).await else {
+        return false;
+    };
+    samples[2].push(latency);
+    let lock = v3::LockUserRequest {
+        id: id.clone(),
+        ..Default::default()
+    };
+    let Some((latency, _)) = shared.rpc("lock", rpc.lock_user(lock)).await else {
+        return false;
+    };
+    samples[3].push(latency);
+    let unlock = v3::UnlockUserRequest {
+        id: id.clone(),
+        ..Default::default()
+    };
+    let Some((latency, _)) = shared.rpc("unlock", rpc.unlock_user(unlock)).await else {
+        return false;
+    };
+    samples[4].push(latency);
+    let delete = v3::DeleteUserRequest {
+        id,
+        ..Default::default()
+    };
+    let Some((latency, _)) = shared.rpc("delete", rpc.delete_user(delete)).await else {
+        return false;
+    };
+    samples[5].push(latency);
+    true
+}
+
 /// Creates the users the read scenario reads; returns their ids.
 async fn prepare_reads(shared: &Shared, count: usize) -> Result<Vec<String>, Error> {
     let mut ids = Vec::with_capacity(count);
@@ -248,8 +377,13 @@ pub async fn run(settings: &LoadSettings) -> Result<LoadReport, Error> {
         .pool_max_idle_per_host(settings.clients)
         .tcp_nodelay(true)
         .build()?;
+    let rpc_config = ClientConfig::new(settings.rpc_base.parse()?)
+        .with_protocol(Protocol::Grpc)
+        .proto()
+        .with_default_header("authorization", format!("Bearer {}", settings.token));
     let shared = Arc::new(Shared {
         client,
+        rpc: ZitadelUsersClient::new(HttpClient::plaintext_http2_only(), rpc_config),
         base: settings.base.clone(),
         authorization: format!("Bearer {}", settings.token),
         errors: AtomicU64::new(0),
@@ -257,7 +391,7 @@ pub async fn run(settings: &LoadSettings) -> Result<LoadReport, Error> {
     });
     let readable = match settings.scenario {
         Scenario::Read => Arc::new(prepare_reads(&shared, settings.read_users).await?),
-        Scenario::Flow => Arc::new(Vec::new()),
+        Scenario::Flow | Scenario::GrpcFlow => Arc::new(Vec::new()),
     };
     let started = Instant::now();
     let measure_from = started + settings.warmup;
@@ -289,6 +423,7 @@ pub async fn run(settings: &LoadSettings) -> Result<LoadReport, Error> {
                 };
                 let ok = match scenario {
                     Scenario::Flow => flow_iteration(&shared, client, n, target).await,
+                    Scenario::GrpcFlow => grpc_flow_iteration(&shared, client, n, target).await,
                     Scenario::Read => {
                         next = next.wrapping_mul(1_103_515_245).wrapping_add(12_345);
                         let id = &readable[next % readable.len().max(1)];

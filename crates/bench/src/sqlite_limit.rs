@@ -135,7 +135,8 @@ pub fn run(
                 let mut next = t.wrapping_mul(7919);
                 while Instant::now() < stop_at {
                     match scenario {
-                        Scenario::Flow => {
+                        // The same database work, whichever door userd's flow came through.
+                        Scenario::Flow | Scenario::GrpcFlow => {
                             flow_once(&mut session, &ids, &org, n).map_err(|e| e.to_string())?
                         }
                         Scenario::Read => {

@@ -22,9 +22,10 @@ async fn main() -> Result<(), Error> {
         .to_owned(),
     };
     let scenario = Scenario::parse(&argument("--scenario").unwrap_or_else(|| "flow".to_owned()))
-        .ok_or("--scenario is flow or read")?;
+        .ok_or("--scenario is flow, read or grpc-flow")?;
     let settings = LoadSettings {
         base,
+        rpc_base: argument("--rpc-url").unwrap_or_else(|| "http://127.0.0.1:8081".to_owned()),
         token,
         scenario,
         clients: argument("--clients").map_or(Ok(16), |v| v.parse())?,

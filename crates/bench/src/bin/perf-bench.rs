@@ -45,12 +45,13 @@ async fn load(
 ) -> Result<(LoadReport, f64), Error> {
     let settings = LoadSettings {
         base: userd.base.clone(),
+        rpc_base: userd.rpc_base.clone(),
         token: userd.token.clone(),
         scenario,
-        clients: if scenario == Scenario::Flow {
-            FLOW_CLIENTS
-        } else {
+        clients: if scenario == Scenario::Read {
             READ_CLIENTS
+        } else {
+            FLOW_CLIENTS
         },
         duration: plan.seconds,
         warmup: plan.warmup,
@@ -135,6 +136,8 @@ async fn postgres(plan: &Plan) -> Result<Value, Error> {
     let idle = resident_mib(userd.pid()).unwrap_or(0.0);
     let (flow, flow_peak) = load(plan, &userd, Scenario::Flow).await?;
     println!("PostgreSQL, userd:\n\n{}", flow.table());
+    let (grpc_flow, _) = load(plan, &userd, Scenario::GrpcFlow).await?;
+    println!("{}", grpc_flow.table());
     let (read, _) = load(plan, &userd, Scenario::Read).await?;
     println!("{}", read.table());
     drop(userd);
@@ -159,6 +162,20 @@ async fn postgres(plan: &Plan) -> Result<Value, Error> {
         "pgbench, same statements",
     );
     summary["memory_mib"] = json!({"idle": idle, "flow_peak": flow_peak});
+    summary["grpc_flow"] = json!({
+        "userd_per_second": grpc_flow.iterations_per_second(),
+        "ratio_to_rest_flow": ratio(grpc_flow.iterations_per_second(), flow.iterations_per_second()),
+        "report": grpc_flow.json(),
+    });
+    println!(
+        "gRPC flow: {:.1} it/s, {:.2} x the REST flow's {:.1} it/s\n",
+        grpc_flow.iterations_per_second(),
+        ratio(
+            grpc_flow.iterations_per_second(),
+            flow.iterations_per_second()
+        ),
+        flow.iterations_per_second()
+    );
     print_ratios(
         "PostgreSQL",
         "pgbench",
@@ -172,6 +189,7 @@ async fn postgres(plan: &Plan) -> Result<Value, Error> {
     );
     if !plan.short {
         check_targets(&flow, &read, flow_limit, read_limit);
+        check_grpc_targets(&flow, &grpc_flow);
     }
     Ok(summary)
 }
@@ -261,6 +279,27 @@ fn check_targets(flow: &LoadReport, read: &LoadReport, flow_limit: f64, read_lim
         println!("target {target}: {}", if met { "met" } else { "NOT met" });
     }
     println!("(worst p99: {worst_p99:.2} ms)\n");
+}
+
+/// The RPC adapter's targets: at least the REST flow's throughput, p99 under 25 ms.
+fn check_grpc_targets(flow: &LoadReport, grpc_flow: &LoadReport) {
+    let worst_p99 = grpc_flow
+        .steps
+        .iter()
+        .map(|s| s.latency.p99)
+        .fold(0.0, f64::max);
+    let verdicts = [
+        (
+            "gRPC flow >= REST flow",
+            grpc_flow.iterations_per_second() >= flow.iterations_per_second(),
+        ),
+        ("gRPC p99 < 25 ms for every step", worst_p99 < 25.0),
+        ("gRPC zero errors", grpc_flow.errors == 0),
+    ];
+    for (target, met) in verdicts {
+        println!("target {target}: {}", if met { "met" } else { "NOT met" });
+    }
+    println!("(worst gRPC p99: {worst_p99:.2} ms)\n");
 }
 
 fn tempdir(label: &str) -> Result<std::path::PathBuf, Error> {
