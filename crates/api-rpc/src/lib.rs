@@ -2,6 +2,7 @@
 //! port, through connectrpc (one handler serves all three protocols). It turns messages
 //! into the use cases' types and back; every rule lives in the domain and the use cases.
 
+mod caller;
 mod convert;
 mod convert_v2;
 mod errors;

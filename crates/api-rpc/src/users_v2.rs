@@ -7,7 +7,7 @@ use connectrpc::{ConnectError, RequestContext, Response, ServiceRequest, Service
 use userd_domain::authz::Caller;
 use userd_domain::user::{Command, UserPatch};
 use userd_ports::ServiceError;
-use userd_ports::service::{Credentials, IfMatch, ResourceDetails, UserRef, UserService as Users};
+use userd_ports::service::{IfMatch, ResourceDetails, UserRef, UserService as Users};
 
 use crate::convert::user_id;
 use crate::convert_v2 as convert;
@@ -30,14 +30,7 @@ impl UsersV2 {
     }
 
     async fn caller(&self, ctx: &RequestContext) -> Result<Caller, ConnectError> {
-        let value = ctx.header("authorization").and_then(|v| v.to_str().ok());
-        let caller = self
-            .users
-            .authenticate(&Credentials::from_authorization(value))
-            .await
-            .map_err(service_error)?;
-        tracing::Span::current().record("user_id", caller.user_id.as_str());
-        Ok(caller)
+        crate::caller::caller(self.users.as_ref(), ctx).await
     }
 
     async fn run<P: buffa::ProtoBox<Details>>(
@@ -123,6 +116,23 @@ where
     P: buffa::ProtoBox<Details>,
 {
     MessageField::some(convert::details(details))
+}
+
+/// An RPC that runs one state-machine command on the user named by `user_id`.
+macro_rules! state_change {
+    ($method:ident, $request:ty, $response:ident, $command:ident) => {
+        async fn $method(
+            &self,
+            ctx: RequestContext,
+            request: ServiceRequest<'_, $request>,
+        ) -> ServiceResult<$response> {
+            let request = request.to_owned_message();
+            Response::ok($response {
+                details: self.run(&ctx, &request.user_id, Command::$command).await?,
+                ..Default::default()
+            })
+        }
+    };
 }
 
 // Concrete return types instead of the trait's `impl Encodable`: the generated trait allows it.
@@ -212,65 +222,19 @@ impl UserService for UsersV2 {
         })
     }
 
-    async fn deactivate_user(
-        &self,
-        ctx: RequestContext,
-        request: ServiceRequest<'_, DeactivateUserRequest>,
-    ) -> ServiceResult<DeactivateUserResponse> {
-        let request = request.to_owned_message();
-        Response::ok(DeactivateUserResponse {
-            details: self
-                .run(&ctx, &request.user_id, Command::Deactivate)
-                .await?,
-            ..Default::default()
-        })
-    }
-
-    async fn reactivate_user(
-        &self,
-        ctx: RequestContext,
-        request: ServiceRequest<'_, ReactivateUserRequest>,
-    ) -> ServiceResult<ReactivateUserResponse> {
-        let request = request.to_owned_message();
-        Response::ok(ReactivateUserResponse {
-            details: self.run(&ctx, &request.user_id, Command::Activate).await?,
-            ..Default::default()
-        })
-    }
-
-    async fn lock_user(
-        &self,
-        ctx: RequestContext,
-        request: ServiceRequest<'_, LockUserRequest>,
-    ) -> ServiceResult<LockUserResponse> {
-        let request = request.to_owned_message();
-        Response::ok(LockUserResponse {
-            details: self.run(&ctx, &request.user_id, Command::Lock).await?,
-            ..Default::default()
-        })
-    }
-
-    async fn unlock_user(
-        &self,
-        ctx: RequestContext,
-        request: ServiceRequest<'_, UnlockUserRequest>,
-    ) -> ServiceResult<UnlockUserResponse> {
-        let request = request.to_owned_message();
-        Response::ok(UnlockUserResponse {
-            details: self.run(&ctx, &request.user_id, Command::Unlock).await?,
-            ..Default::default()
-        })
-    }
-
-    async fn delete_user(
-        &self,
-        ctx: RequestContext,
-        request: ServiceRequest<'_, DeleteUserRequest>,
-    ) -> ServiceResult<DeleteUserResponse> {
-        let request = request.to_owned_message();
-        Response::ok(DeleteUserResponse {
-            details: self.run(&ctx, &request.user_id, Command::Delete).await?,
-            ..Default::default()
-        })
-    }
+    state_change!(
+        deactivate_user,
+        DeactivateUserRequest,
+        DeactivateUserResponse,
+        Deactivate
+    );
+    state_change!(
+        reactivate_user,
+        ReactivateUserRequest,
+        ReactivateUserResponse,
+        Activate
+    );
+    state_change!(lock_user, LockUserRequest, LockUserResponse, Lock);
+    state_change!(unlock_user, UnlockUserRequest, UnlockUserResponse, Unlock);
+    state_change!(delete_user, DeleteUserRequest, DeleteUserResponse, Delete);
 }

@@ -6,7 +6,7 @@ use buffa::MessageField;
 use connectrpc::{ConnectError, RequestContext, Response, ServiceRequest, ServiceResult};
 use userd_domain::authz::Caller;
 use userd_domain::user::Command;
-use userd_ports::service::{Credentials, ResourceDetails, UserRef, UserService};
+use userd_ports::service::{ResourceDetails, UserRef, UserService};
 
 use crate::convert;
 use crate::errors::service_error;
@@ -25,14 +25,7 @@ impl UsersV3alpha {
     }
 
     async fn caller(&self, ctx: &RequestContext) -> Result<Caller, ConnectError> {
-        let value = ctx.header("authorization").and_then(|v| v.to_str().ok());
-        let caller = self
-            .users
-            .authenticate(&Credentials::from_authorization(value))
-            .await
-            .map_err(service_error)?;
-        tracing::Span::current().record("user_id", caller.user_id.as_str());
-        Ok(caller)
+        crate::caller::caller(self.users.as_ref(), ctx).await
     }
 
     fn target(id: &str, organization: Option<&Organization>) -> Result<UserRef, ConnectError> {
@@ -64,6 +57,27 @@ where
     P: buffa::ProtoBox<Details>,
 {
     MessageField::some(convert::details(details))
+}
+
+/// An RPC that runs one state-machine command on the user named by `id`.
+macro_rules! state_change {
+    ($method:ident, $request:ty, $response:ident, $command:ident) => {
+        async fn $method(
+            &self,
+            ctx: RequestContext,
+            request: ServiceRequest<'_, $request>,
+        ) -> ServiceResult<$response> {
+            let request = request.to_owned_message();
+            let organization = request.organization.as_option();
+            let changed = self
+                .run(&ctx, &request.id, organization, Command::$command)
+                .await?;
+            Response::ok($response {
+                details: details(&changed),
+                ..Default::default()
+            })
+        }
+    };
 }
 
 // Concrete return types instead of the trait's `impl Encodable`: the generated trait allows it.
@@ -156,103 +170,19 @@ impl ZitadelUsers for UsersV3alpha {
         })
     }
 
-    async fn deactivate_user(
-        &self,
-        ctx: RequestContext,
-        request: ServiceRequest<'_, DeactivateUserRequest>,
-    ) -> ServiceResult<DeactivateUserResponse> {
-        let request = request.to_owned_message();
-        let changed = self
-            .run(
-                &ctx,
-                &request.id,
-                request.organization.as_option(),
-                Command::Deactivate,
-            )
-            .await?;
-        Response::ok(DeactivateUserResponse {
-            details: details(&changed),
-            ..Default::default()
-        })
-    }
-
-    async fn activate_user(
-        &self,
-        ctx: RequestContext,
-        request: ServiceRequest<'_, ActivateUserRequest>,
-    ) -> ServiceResult<ActivateUserResponse> {
-        let request = request.to_owned_message();
-        let changed = self
-            .run(
-                &ctx,
-                &request.id,
-                request.organization.as_option(),
-                Command::Activate,
-            )
-            .await?;
-        Response::ok(ActivateUserResponse {
-            details: details(&changed),
-            ..Default::default()
-        })
-    }
-
-    async fn lock_user(
-        &self,
-        ctx: RequestContext,
-        request: ServiceRequest<'_, LockUserRequest>,
-    ) -> ServiceResult<LockUserResponse> {
-        let request = request.to_owned_message();
-        let changed = self
-            .run(
-                &ctx,
-                &request.id,
-                request.organization.as_option(),
-                Command::Lock,
-            )
-            .await?;
-        Response::ok(LockUserResponse {
-            details: details(&changed),
-            ..Default::default()
-        })
-    }
-
-    async fn unlock_user(
-        &self,
-        ctx: RequestContext,
-        request: ServiceRequest<'_, UnlockUserRequest>,
-    ) -> ServiceResult<UnlockUserResponse> {
-        let request = request.to_owned_message();
-        let changed = self
-            .run(
-                &ctx,
-                &request.id,
-                request.organization.as_option(),
-                Command::Unlock,
-            )
-            .await?;
-        Response::ok(UnlockUserResponse {
-            details: details(&changed),
-            ..Default::default()
-        })
-    }
-
-    async fn delete_user(
-        &self,
-        ctx: RequestContext,
-        request: ServiceRequest<'_, DeleteUserRequest>,
-    ) -> ServiceResult<DeleteUserResponse> {
-        let request = request.to_owned_message();
-        let changed = self
-            .run(
-                &ctx,
-                &request.id,
-                request.organization.as_option(),
-                Command::Delete,
-            )
-            .await?;
-        Response::ok(DeleteUserResponse {
-            details: details(&changed),
-            ..Default::default()
-        })
-    }
+    state_change!(
+        deactivate_user,
+        DeactivateUserRequest,
+        DeactivateUserResponse,
+        Deactivate
+    );
+    state_change!(
+        activate_user,
+        ActivateUserRequest,
+        ActivateUserResponse,
+        Activate
+    );
+    state_change!(lock_user, LockUserRequest, LockUserResponse, Lock);
+    state_change!(unlock_user, UnlockUserRequest, UnlockUserResponse, Unlock);
+    state_change!(delete_user, DeleteUserRequest, DeleteUserResponse, Delete);
 }
