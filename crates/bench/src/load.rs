@@ -139,8 +139,9 @@ impl LoadReport {
 
 struct Shared {
     client: Client,
-    /// One HTTP/2 connection pool for every gRPC client task, as a gRPC client keeps.
-    rpc: ZitadelUsersClient<HttpClient>,
+    /// A gRPC channel (its own HTTP/2 connection) per client task, as the REST clients
+    /// each keep their own keep-alive connection.
+    rpc: Vec<ZitadelUsersClient<HttpClient>>,
     base: String,
     authorization: String,
     errors: AtomicU64,
@@ -267,7 +268,7 @@ async fn grpc_flow_iteration(
     n: u64,
     samples: &mut Samples,
 ) -> bool {
-    let rpc = &shared.rpc;
+    let rpc = &shared.rpc[client % shared.rpc.len()];
     let name = format!("grpc-{client}-{n}-{}", std::process::id());
     let data = |given: &str| {
         let fields = json!({"givenName": given, "familyName": "Lovelace", "n": n});
@@ -383,7 +384,11 @@ pub async fn run(settings: &LoadSettings) -> Result<LoadReport, Error> {
         .with_default_header("authorization", format!("Bearer {}", settings.token));
     let shared = Arc::new(Shared {
         client,
-        rpc: ZitadelUsersClient::new(HttpClient::plaintext_http2_only(), rpc_config),
+        rpc: (0..settings.clients.max(1))
+            .map(|_| {
+                ZitadelUsersClient::new(HttpClient::plaintext_http2_only(), rpc_config.clone())
+            })
+            .collect(),
         base: settings.base.clone(),
         authorization: format!("Bearer {}", settings.token),
         errors: AtomicU64::new(0),
