@@ -68,6 +68,35 @@ pub(crate) fn merge_profile(data: &mut Map<String, Value>, profile: &v2::SetHuma
     );
 }
 
+/// Writes the profile fields an update names into `data`; absent ones stay as they are.
+pub(crate) fn merge_profile_update(
+    data: &mut Map<String, Value>,
+    profile: &v2::update_user_request::human::Profile,
+) {
+    let mut set = |key: &str, value: Option<&str>| {
+        if let Some(value) = value {
+            data.insert(key.to_owned(), Value::String(value.to_owned()));
+        }
+    };
+    set(GIVEN_NAME, profile.given_name.as_deref());
+    set(FAMILY_NAME, profile.family_name.as_deref());
+    set(NICK_NAME, profile.nick_name.as_deref());
+    set(DISPLAY_NAME, profile.display_name.as_deref());
+    set(PREFERRED_LANGUAGE, profile.preferred_language.as_deref());
+    match profile.gender.as_ref().and_then(EnumValue::as_known) {
+        Some(v2::Gender::GENDER_UNSPECIFIED) => {
+            data.remove(GENDER);
+        }
+        Some(gender) => {
+            data.insert(
+                GENDER.to_owned(),
+                Value::String(gender.proto_name().to_owned()),
+            );
+        }
+        None => {}
+    }
+}
+
 pub(crate) fn user_data(data: Map<String, Value>) -> Result<UserData, ServiceError> {
     UserData::new(data).map_err(|e| invalid("profile", e))
 }
@@ -96,31 +125,37 @@ pub(crate) fn phone(phone: &v2::SetHumanPhone) -> Result<Option<PhoneContact>, S
     }))
 }
 
-pub(crate) fn new_human(request: &v2::AddHumanUserRequest) -> Result<NewUser, ServiceError> {
-    let email_input = request
+/// What AddHumanUser and CreateUser's human both carry.
+pub(crate) struct Human<'a> {
+    pub user_id: Option<&'a str>,
+    pub username: Option<&'a str>,
+    pub profile: Option<&'a v2::SetHumanProfile>,
+    pub email: Option<&'a v2::SetHumanEmail>,
+    pub phone: Option<&'a v2::SetHumanPhone>,
+}
+
+pub(crate) fn new_human(human: &Human<'_>) -> Result<NewUser, ServiceError> {
+    let email_input = human
         .email
-        .as_option()
         .ok_or_else(|| ServiceError::invalid("INVALID_EMAIL", "a human user needs an e-mail"))?;
     let email = email(email_input)?;
     let mut data = Map::new();
-    if let Some(profile) = request.profile.as_option() {
+    if let Some(profile) = human.profile {
         merge_profile(&mut data, profile);
     }
-    let username = request
+    let username = human
         .username
-        .clone()
-        .unwrap_or_else(|| email.address.as_str().to_owned());
+        .map_or_else(|| email.address.as_str().to_owned(), str::to_owned);
     Ok(NewUser {
-        user_id: request
+        user_id: human
             .user_id
-            .as_deref()
             .map(|id| UserId::new(id).map_err(|e| invalid("userId", e)))
             .transpose()?,
         schema_id: None,
         data: user_data(data)?,
         contact: Contact {
             email: Some(email),
-            phone: request.phone.as_option().map(phone).transpose()?.flatten(),
+            phone: human.phone.map(phone).transpose()?.flatten(),
         },
         usernames: vec![NewUsername {
             username: Username::new(username).map_err(|e| invalid("username", e))?,

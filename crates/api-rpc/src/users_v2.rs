@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use buffa::MessageField;
 use connectrpc::{ConnectError, RequestContext, Response, ServiceRequest, ServiceResult};
+use serde_json::{Map, Value};
 use userd_domain::authz::Caller;
 use userd_domain::user::{Command, UserPatch};
+use userd_domain::values::OrgId;
 use userd_ports::ServiceError;
 use userd_ports::service::{IfMatch, ResourceDetails, UserRef, UserService as Users};
 
@@ -49,22 +51,22 @@ impl UsersV2 {
         Ok(details(&changed))
     }
 
-    /// Applies an update that replaces parts of `data`: read, merge, write only if the
+    /// Applies an update that changes parts of `data`: read, merge, write only if the
     /// user is still at the version read, retrying when it is not.
     async fn update(
         &self,
         caller: &Caller,
-        request: &UpdateHumanUserRequest,
+        change: &Update<'_>,
     ) -> Result<ResourceDetails, ServiceError> {
-        let id = user_id(&request.user_id)?;
+        let id = user_id(change.user_id)?;
         for _ in 0..MERGE_ATTEMPTS {
             let user = self
                 .users
                 .get_user(caller, &UserRef::new(id.clone()))
                 .await?;
-            if let Some(username) = &request.username {
+            if let Some(username) = change.username {
                 let current = user.usernames.first().map(|u| u.username.as_str());
-                if current != Some(username.as_str()) {
+                if current != Some(username) {
                     return Err(ServiceError::InvalidArgument {
                         reason: "UNSUPPORTED_USERNAME_CHANGE",
                         message: "userd does not rename users".to_owned(),
@@ -72,25 +74,19 @@ impl UsersV2 {
                     });
                 }
             }
-            let data = request
-                .profile
-                .as_option()
-                .map(|profile| {
+            let data = match &change.profile {
+                None => None,
+                Some(merge) => {
                     let mut data = user.data.as_map().clone();
-                    convert::merge_profile(&mut data, profile);
-                    convert::user_data(data)
-                })
-                .transpose()?;
+                    merge(&mut data);
+                    Some(convert::user_data(data)?)
+                }
+            };
             let patch = UserPatch {
                 schema_id: None,
                 data,
-                email: request.email.as_option().map(convert::email).transpose()?,
-                phone: request
-                    .phone
-                    .as_option()
-                    .map(convert::phone)
-                    .transpose()?
-                    .flatten(),
+                email: change.email.map(convert::email).transpose()?,
+                phone: change.phone.map(convert::phone).transpose()?.flatten(),
             };
             let target = UserRef {
                 if_match: Some(IfMatch::Versions(vec![user.sequence])),
@@ -109,6 +105,39 @@ impl UsersV2 {
             user_id: id.to_string(),
         })
     }
+
+    async fn create(
+        &self,
+        ctx: &RequestContext,
+        org: Option<OrgId>,
+        human: &convert::Human<'_>,
+    ) -> Result<ResourceDetails, ConnectError> {
+        let caller = self.caller(ctx).await?;
+        let new_user = convert::new_human(human).map_err(service_error)?;
+        self.users
+            .create_user(&caller, org, new_user)
+            .await
+            .map_err(service_error)
+    }
+}
+
+/// Merges a profile into a user's `data`.
+type ProfileMerge<'a> = Box<dyn Fn(&mut Map<String, Value>) + Send + Sync + 'a>;
+
+/// What UpdateHumanUser and UpdateUser's human both change.
+struct Update<'a> {
+    user_id: &'a str,
+    username: Option<&'a str>,
+    profile: Option<ProfileMerge<'a>>,
+    email: Option<&'a SetHumanEmail>,
+    phone: Option<&'a SetHumanPhone>,
+}
+
+fn machines_unsupported() -> ConnectError {
+    service_error(ServiceError::invalid(
+        "UNSUPPORTED_USER_TYPE",
+        "userd holds human users only",
+    ))
 }
 
 fn details<P>(details: &ResourceDetails) -> MessageField<Details, P>
@@ -144,14 +173,15 @@ impl UserService for UsersV2 {
         request: ServiceRequest<'_, AddHumanUserRequest>,
     ) -> ServiceResult<AddHumanUserResponse> {
         let request = request.to_owned_message();
-        let caller = self.caller(&ctx).await?;
         let org = convert::organization(request.organization.as_option()).map_err(service_error)?;
-        let new_user = convert::new_human(&request).map_err(service_error)?;
-        let created = self
-            .users
-            .create_user(&caller, org, new_user)
-            .await
-            .map_err(service_error)?;
+        let human = convert::Human {
+            user_id: request.user_id.as_deref(),
+            username: request.username.as_deref(),
+            profile: request.profile.as_option(),
+            email: request.email.as_option(),
+            phone: request.phone.as_option(),
+        };
+        let created = self.create(&ctx, org, &human).await?;
         Response::ok(AddHumanUserResponse {
             user_id: created.id.clone(),
             details: details(&created),
@@ -212,10 +242,19 @@ impl UserService for UsersV2 {
     ) -> ServiceResult<UpdateHumanUserResponse> {
         let request = request.to_owned_message();
         let caller = self.caller(&ctx).await?;
-        let changed = self
-            .update(&caller, &request)
-            .await
-            .map_err(service_error)?;
+        let change = Update {
+            user_id: &request.user_id,
+            username: request.username.as_deref(),
+            profile: request
+                .profile
+                .as_option()
+                .map(|profile| -> ProfileMerge<'_> {
+                    Box::new(move |data| convert::merge_profile(data, profile))
+                }),
+            email: request.email.as_option(),
+            phone: request.phone.as_option(),
+        };
+        let changed = self.update(&caller, &change).await.map_err(service_error)?;
         Response::ok(UpdateHumanUserResponse {
             details: details(&changed),
             ..Default::default()
@@ -237,4 +276,64 @@ impl UserService for UsersV2 {
     state_change!(lock_user, LockUserRequest, LockUserResponse, Lock);
     state_change!(unlock_user, UnlockUserRequest, UnlockUserResponse, Unlock);
     state_change!(delete_user, DeleteUserRequest, DeleteUserResponse, Delete);
+
+    async fn create_user(
+        &self,
+        ctx: RequestContext,
+        request: ServiceRequest<'_, CreateUserRequest>,
+    ) -> ServiceResult<CreateUserResponse> {
+        use __buffa::oneof::create_user_request::UserType;
+        let request = request.to_owned_message();
+        let Some(UserType::Human(human)) = &request.user_type else {
+            return Err(machines_unsupported());
+        };
+        let org = (!request.organization_id.is_empty())
+            .then(|| OrgId::new(request.organization_id.as_str()))
+            .transpose()
+            .map_err(|e| service_error(crate::convert::invalid("organizationId", e)))?;
+        let human = convert::Human {
+            user_id: request.user_id.as_deref(),
+            username: request.username.as_deref(),
+            profile: human.profile.as_option(),
+            email: human.email.as_option(),
+            phone: human.phone.as_option(),
+        };
+        let created = self.create(&ctx, org, &human).await?;
+        Response::ok(CreateUserResponse {
+            id: created.id.clone(),
+            creation_date: MessageField::some(crate::convert::timestamp(created.created)),
+            ..Default::default()
+        })
+    }
+
+    async fn update_user(
+        &self,
+        ctx: RequestContext,
+        request: ServiceRequest<'_, UpdateUserRequest>,
+    ) -> ServiceResult<UpdateUserResponse> {
+        use __buffa::oneof::update_user_request::UserType;
+        let request = request.to_owned_message();
+        let human = match &request.user_type {
+            Some(UserType::Human(human)) => Some(human.as_ref()),
+            Some(UserType::Machine(_)) => return Err(machines_unsupported()),
+            None => None,
+        };
+        let caller = self.caller(&ctx).await?;
+        let change = Update {
+            user_id: &request.user_id,
+            username: request.username.as_deref(),
+            profile: human
+                .and_then(|h| h.profile.as_option())
+                .map(|profile| -> ProfileMerge<'_> {
+                    Box::new(move |data| convert::merge_profile_update(data, profile))
+                }),
+            email: human.and_then(|h| h.email.as_option()),
+            phone: human.and_then(|h| h.phone.as_option()),
+        };
+        let changed = self.update(&caller, &change).await.map_err(service_error)?;
+        Response::ok(UpdateUserResponse {
+            change_date: MessageField::some(crate::convert::timestamp(changed.changed)),
+            ..Default::default()
+        })
+    }
 }

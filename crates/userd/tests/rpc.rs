@@ -545,6 +545,73 @@ fn the_v2_lifecycle_through_each_protocol(db: TestDatabase) {
                 .unwrap();
             let gone = users.get_user_by_id(by_id(&id)).await.unwrap_err();
             assert_eq!(gone.code, ErrorCode::NotFound, "{door}");
+
+            // The newer generic RPCs, for humans.
+            use v2::__buffa::oneof::create_user_request::UserType as CreateType;
+            use v2::__buffa::oneof::update_user_request::UserType as UpdateType;
+            let created = users
+                .create_user(v2::CreateUserRequest {
+                    organization_id: w.home.clone(),
+                    user_id: Some(format!("{door}-generic")),
+                    user_type: Some(CreateType::Human(Box::new(
+                        v2::create_user_request::Human {
+                            profile: MessageField::some(v2::SetHumanProfile {
+                                given_name: "Ada".to_owned(),
+                                family_name: "Lovelace".to_owned(),
+                                ..Default::default()
+                            }),
+                            email: MessageField::some(v2::SetHumanEmail {
+                                email: format!("{door}-generic@example.com"),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        },
+                    ))),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_owned();
+            assert_eq!(created.id, format!("{door}-generic"));
+            assert!(created.creation_date.is_set());
+            users
+                .update_user(v2::UpdateUserRequest {
+                    user_id: created.id.clone(),
+                    user_type: Some(UpdateType::Human(Box::new(
+                        v2::update_user_request::Human {
+                            profile: MessageField::some(v2::update_user_request::human::Profile {
+                                nick_name: Some("Countess".to_owned()),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        },
+                    ))),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let (_, rest) = w.userd.user(&created.id);
+            assert_eq!(
+                rest["user"]["data"]["givenName"], "Ada",
+                "untouched keys stay"
+            );
+            assert_eq!(rest["user"]["data"]["nickName"], "Countess");
+            assert_eq!(
+                rest["user"]["authenticators"]["usernames"][0]["username"],
+                format!("{door}-generic@example.com"),
+                "the e-mail is the username by default"
+            );
+            let machine = users
+                .create_user(v2::CreateUserRequest {
+                    user_type: Some(CreateType::Machine(Box::default())),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(
+                (machine.code, reason(&machine).as_str()),
+                (ErrorCode::InvalidArgument, "UNSUPPORTED_USER_TYPE")
+            );
         }
     });
 }
