@@ -46,14 +46,16 @@ impl WriteLock {
         }
     }
 
-    /// Returns once a writer in `userd` waits for the lock, so that a request is surely
-    /// in flight, however slow the machine: on PostgreSQL seen in `pg_locks`; SQLite's
-    /// waiters cannot be seen, so there userd's log says a write transaction began (after
-    /// `mark`), holding its connection, which the lock held here then blocks.
-    fn wait_for_a_blocked_writer(&mut self, userd: &Userd, mark: usize) {
+    /// Returns once the request `request_id` waits for the lock in userd, so that it is
+    /// surely in flight, however slow the machine: on PostgreSQL seen in `pg_locks`;
+    /// SQLite's waiters cannot be seen, so there userd's log says that request began a
+    /// write transaction, holding its connection, which the lock held here then blocks.
+    fn wait_for_a_blocked_writer(&mut self, userd: &Userd, request_id: &str) {
         match self {
             WriteLock::Sqlite(_) => {
-                userd.wait_for_log(mark, "beginning a write transaction");
+                userd.wait_for_log_line(0, |line| {
+                    line.contains("beginning a write transaction") && line.contains(request_id)
+                });
             }
             WriteLock::Postgres(conn) => {
                 use diesel::RunQueryDsl;
@@ -104,9 +106,14 @@ fn an_in_flight_request_finishes_after_sigterm(db: TestDatabase) {
     let client = userd.client.clone();
     let token = userd.token.clone();
     let in_flight = std::thread::spawn(move || {
-        client.call_as(Some(&token), "POST", &format!("{USERS}/slow/_lock"), None)
+        let path = format!("{USERS}/slow/_lock");
+        let headers = [("x-request-id", "in-flight-lock")];
+        let (status, _, body) = client
+            .exchange(Some(&token), "POST", &path, None, &headers)
+            .unwrap();
+        (status, body)
     });
-    lock.wait_for_a_blocked_writer(&userd, mark);
+    lock.wait_for_a_blocked_writer(&userd, "in-flight-lock");
     let pid = userd.pid().to_string();
     assert!(
         Command::new("kill")
@@ -156,14 +163,18 @@ fn a_saturated_pool_answers_503_after_a_bounded_wait(db: TestDatabase) {
     );
     assert_eq!(userd.create(&json!({"userId": "p"})).0, 201);
     let mut lock = WriteLock::take(&userd.db);
-    let mark = userd.log_len();
     // This write holds the only connection while it waits for the lock.
     let client = userd.client.clone();
     let token = userd.token.clone();
     let holder = std::thread::spawn(move || {
-        client.call_as(Some(&token), "POST", &format!("{USERS}/p/_lock"), None)
+        let path = format!("{USERS}/p/_lock");
+        let headers = [("x-request-id", "pool-holder")];
+        let (status, _, body) = client
+            .exchange(Some(&token), "POST", &path, None, &headers)
+            .unwrap();
+        (status, body)
     });
-    lock.wait_for_a_blocked_writer(&userd, mark);
+    lock.wait_for_a_blocked_writer(&userd, "pool-holder");
     let started = Instant::now();
     let (status, body) = userd.user("p");
     assert!(

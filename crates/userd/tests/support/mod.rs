@@ -298,20 +298,25 @@ impl Userd {
     /// Returns the first log line after `mark` that contains `needle`, once userd has
     /// written it; fails after a generous deadline.
     pub fn wait_for_log(&self, mark: usize, needle: &str) -> String {
+        self.wait_for_log_line(mark, |line| line.contains(needle))
+    }
+
+    /// Returns the first log line after `mark` that `wanted` accepts, once userd has
+    /// written it; fails after a generous deadline.
+    pub fn wait_for_log_line(&self, mark: usize, wanted: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let found = self.log.lock().ok().and_then(|log| {
-                log.iter()
-                    .skip(mark)
-                    .find(|line| line.contains(needle))
-                    .cloned()
-            });
+            let found = self
+                .log
+                .lock()
+                .ok()
+                .and_then(|log| log.iter().skip(mark).find(|line| wanted(line)).cloned());
             if let Some(line) = found {
                 return line;
             }
             assert!(
                 Instant::now() < deadline,
-                "userd never logged {needle:?}:\n{}",
+                "userd never logged the line waited for:\n{}",
                 self.log_tail(20)
             );
             std::thread::sleep(Duration::from_millis(10));
