@@ -29,8 +29,8 @@ pub struct ServerSettings {
     pub max_connections: usize,
 }
 
-/// The server on `listener`, started; it stops gracefully through its handle
-/// (`Server::handle`), not on signals of its own. Must be called inside an actix system.
+/// The server on `listener`, started; it stops gracefully on SIGTERM or SIGINT. Must be
+/// called inside an actix system.
 pub fn serve(
     services: Services,
     listener: TcpListener,
@@ -39,8 +39,6 @@ pub fn serve(
     let keep_alive = settings.keep_alive;
     let client_request_timeout = settings.client_request_timeout;
     let mut builder = Server::build()
-        // The binary watches the stop signals, for this server and the RPC one alike.
-        .disable_signals()
         .shutdown_timeout(settings.shutdown_grace.as_secs())
         .max_concurrent_connections(settings.max_connections);
     if settings.workers > 0 {

@@ -52,8 +52,6 @@ pub enum StartError {
     Server(#[source] std::io::Error),
     #[error("the RPC server failed")]
     Rpc(#[source] std::io::Error),
-    #[error("cannot watch for stop signals")]
-    Signals(#[source] std::io::Error),
     #[error(transparent)]
     Recovery(#[from] userd_app::recovery::RecoveryError),
     #[error("cannot read the instance id")]
@@ -185,42 +183,24 @@ fn store_metrics(store: &Arc<Database>) -> Result<Arc<Metrics>, prometheus::Erro
     Ok(metrics)
 }
 
-/// SIGTERM and SIGINT, watched from before the listeners open: a signal that arrives
-/// while userd starts is a stop request like any other, never the default "die now".
-struct StopSignals {
-    terminate: tokio::signal::unix::Signal,
-    interrupt: tokio::signal::unix::Signal,
-}
-
-impl StopSignals {
-    fn install() -> Result<StopSignals, StartError> {
-        use tokio::signal::unix::{SignalKind, signal};
-        Ok(StopSignals {
-            terminate: signal(SignalKind::terminate()).map_err(StartError::Signals)?,
-            interrupt: signal(SignalKind::interrupt()).map_err(StartError::Signals)?,
-        })
-    }
-
-    async fn recv(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.terminate.recv() => "SIGTERM",
-            _ = self.interrupt.recv() => "SIGINT",
-        }
-    }
-}
-
-/// On a stop signal: both listeners stop accepting and finish what is in flight. The
-/// process ends anyway if that has not happened well after the grace period: a shutdown
-/// once hung after every worker had stopped (seen once, under test load, in
-/// actix-server's stop sequence), and an operator's SIGTERM must never leave the process
-/// running. That deadline runs on its own thread, so it fires even if a runtime is stuck.
-async fn stop_on_signal(
-    mut signals: StopSignals,
-    http: actix_web::dev::ServerHandle,
-    rpc: tokio::sync::watch::Sender<bool>,
-    grace: Duration,
-) {
-    let signal = signals.recv().await;
+/// Once a stop signal arrives, ends the process if the graceful shutdown has not finished
+/// well after its grace period. A shutdown once hung after every worker had stopped (seen
+/// once, under test load, in actix-server's stop sequence); an operator's SIGTERM must
+/// never leave the process running. The deadline runs on its own thread, so it fires
+/// even if the runtime is stuck.
+async fn exit_if_shutdown_hangs(grace: Duration) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot watch for stop signals; a hung shutdown would not be ended");
+        return;
+    };
+    let signal = tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    };
     tracing::info!(
         signal,
         "stop signal received: accepting no new connections, finishing requests in flight"
@@ -234,8 +214,6 @@ async fn stop_on_signal(
         );
         std::process::exit(1);
     });
-    rpc.send_replace(true);
-    http.stop(true).await;
 }
 
 pub fn migrate_only(settings: &Settings) -> Result<(), StartError> {
@@ -297,7 +275,6 @@ async fn bootstrap(
 }
 
 async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
-    let signals = StopSignals::install()?;
     let ids = Arc::new(SnowflakeIds::with_random_node());
     bootstrap(&settings, &database, &ids).await?;
 
@@ -364,12 +341,10 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
     )
     .map_err(StartError::Server)?;
     tracing::info!(address = %bound, "listening on http://{bound}");
-    actix_web::rt::spawn(stop_on_signal(
-        signals,
-        http.handle(),
-        rpc.stop.clone(),
-        Duration::from_secs(server.shutdown_grace_secs),
-    ));
+    // actix-web stops accepting on SIGTERM/SIGINT and lets in-flight requests finish
+    // within the grace period.
+    let grace = Duration::from_secs(server.shutdown_grace_secs);
+    actix_web::rt::spawn(exit_if_shutdown_hangs(grace));
     let http_outcome = http.await.map_err(StartError::Server);
     let rpc_outcome = rpc.stop();
     http_outcome?;
@@ -381,15 +356,17 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
 /// The RPC listener, served by its own multi-threaded runtime so that RPCs do not wait
 /// behind the HTTP workers.
 struct RpcListener {
-    /// Set to true to stop it.
-    stop: tokio::sync::watch::Sender<bool>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: std::thread::JoinHandle<std::io::Result<()>>,
 }
 
 impl RpcListener {
     /// Stops it (if a signal has not already) and waits for calls in flight.
-    fn stop(self) -> Result<(), StartError> {
-        self.stop.send_replace(true);
+    fn stop(mut self) -> Result<(), StartError> {
+        if let Some(stop) = self.stop.take() {
+            // Gone already when the RPC server ended first; nothing left to stop.
+            let _ = stop.send(());
+        }
         match self.thread.join() {
             Ok(outcome) => outcome.map_err(StartError::Rpc),
             Err(_) => Err(StartError::Rpc(std::io::Error::other(
@@ -415,7 +392,7 @@ fn start_rpc(
         0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         n => n,
     };
-    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("userd-rpc".into())
         .spawn(move || {
@@ -427,13 +404,36 @@ fn start_rpc(
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener)?;
                 let shutdown = async move {
-                    // An error means the sender is gone: nobody is left to wait for.
-                    let _ = stopped.wait_for(|stop| *stop).await;
+                    tokio::select! {
+                        _ = stop_signal() => {}
+                        _ = stopped => {}
+                    }
                 };
                 userd_api_rpc::serve(services, listener, shutdown).await
             })
         })
         .map_err(StartError::Rpc)?;
     tracing::info!(rpc_address = %bound, "RPC (gRPC, gRPC-web, Connect) on http://{bound}");
-    Ok(RpcListener { stop, thread })
+    Ok(RpcListener {
+        stop: Some(stop),
+        thread,
+    })
+}
+
+/// SIGTERM or SIGINT, as actix-web stops on.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut terminate), Ok(mut interrupt)) => {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        }
+        // Without signal handlers the HTTP server's end stops the RPC server.
+        _ => std::future::pending().await,
+    }
 }

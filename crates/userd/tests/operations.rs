@@ -133,7 +133,12 @@ fn an_in_flight_request_finishes_after_sigterm(db: TestDatabase) {
         std::thread::sleep(Duration::from_millis(20));
     }
     // The request cannot finish while the lock is held here.
-    assert!(userd.exit_status().is_none(), "still finishing the request");
+    if let Some(exit) = userd.exit_status() {
+        panic!(
+            "userd exited ({exit}) before finishing the request:\n{}",
+            userd.log_tail(30)
+        );
+    }
 
     lock.release();
     let (status, body) = in_flight.join().unwrap();

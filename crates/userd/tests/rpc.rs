@@ -622,7 +622,15 @@ fn both_listeners_stop_together(db: TestDatabase) {
     let rpc_address = rpc.trim_start_matches("http://").parse().unwrap();
     let http_address = userd.base.trim_start_matches("http://").parse().unwrap();
     let timeout = std::time::Duration::from_secs(2);
-    assert!(std::net::TcpStream::connect_timeout(&rpc_address, timeout).is_ok());
+    // Both servers have answered, so both watch for the stop signal.
+    assert_eq!(userd.get("/healthz").0, 200);
+    runtime().block_on(async {
+        let users = client(&rpc, Some(&userd.token), Protocol::Connect, true);
+        assert_eq!(
+            users.get_user(get("nobody")).await.unwrap_err().code,
+            ErrorCode::NotFound
+        );
+    });
     let pid = userd.pid().to_string();
     assert!(
         std::process::Command::new("kill")
