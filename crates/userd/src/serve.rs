@@ -403,11 +403,11 @@ fn start_rpc(
                 .build()?;
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener)?;
+                // Stopped from the HTTP server's end, which watches the signals: a second
+                // runtime watching SIGTERM was seen to cut actix-web's graceful stop short.
                 let shutdown = async move {
-                    tokio::select! {
-                        _ = stop_signal() => {}
-                        _ = stopped => {}
-                    }
+                    // An error means the sender is gone: nobody is left to wait for.
+                    let _ = stopped.await;
                 };
                 userd_api_rpc::serve(services, listener, shutdown).await
             })
@@ -418,22 +418,4 @@ fn start_rpc(
         stop: Some(stop),
         thread,
     })
-}
-
-/// SIGTERM or SIGINT, as actix-web stops on.
-async fn stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut terminate), Ok(mut interrupt)) => {
-            tokio::select! {
-                _ = terminate.recv() => {}
-                _ = interrupt.recv() => {}
-            }
-        }
-        // Without signal handlers the HTTP server's end stops the RPC server.
-        _ => std::future::pending().await,
-    }
 }
