@@ -1,42 +1,22 @@
-//! The HTTP/1 connection under actix-http, where userd takes over what the library does
-//! not do the way docs/api.md says:
+//! The HTTP/1 connection under actix-http, where userd makes the answers the library
+//! writes on its own say what docs/api.md says.
 //!
-//! - A request with both `Content-Length` and `Transfer-Encoding` (a request-smuggling
-//!   shape, RFC 9112 §6.3) marks its connection [`Framing::poisoned`]: the request is
-//!   answered 400 and `Connection: close` by the application (see
-//!   [`crate::request_context`]), every request already read behind it is refused the
-//!   same way, and nothing more is read from the socket. actix-http itself would read the
-//!   body as chunked and serve whatever follows as a new request.
-//! - The answers actix-http writes on its own, before any route runs (400 for an
-//!   unparsable request, 408 for a client too slow to send its request head, 431 for a
-//!   head over its 128 KiB buffer or 96 headers), carry no body. They are rewritten here,
-//!   on their way to the socket, into the `google.rpc.Status` JSON of docs/api.md.
+//! actix-http answers before any route runs when a request cannot be served: 400 for an
+//! unparsable request or one with both `Content-Length` and `Transfer-Encoding` (a
+//! request-smuggling shape, RFC 9112 §6.3; it then closes the connection, so nothing
+//! behind the request is read), 408 for a client too slow to send its request head, 431
+//! for a head over its 128 KiB buffer or 96 headers. Those answers carry no body. They are
+//! rewritten here, on their way to the socket, into the `google.rpc.Status` JSON of
+//! docs/api.md, with `AMBIGUOUS_FRAMING` as the reason when the connection carried a
+//! request head with both framing headers.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::error::status_json;
-
-/// Per-connection framing state, shared between the socket and the request handling.
-#[derive(Clone, Debug, Default)]
-pub struct Framing(Arc<AtomicBool>);
-
-impl Framing {
-    /// From now on nothing more is read from this connection, and whatever requests were
-    /// already read are refused.
-    pub fn poison(&self) {
-        self.0.store(true, Ordering::Release);
-    }
-
-    pub fn poisoned(&self) -> bool {
-        self.0.load(Ordering::Acquire)
-    }
-}
 
 /// Where the writer is in the stream of responses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +32,9 @@ enum Outgoing {
 /// A socket with the behaviour described in the module documentation.
 pub struct GuardedStream<S> {
     inner: S,
-    framing: Framing,
+    /// A request head read from this connection carried both `Content-Length` and
+    /// `Transfer-Encoding`.
+    conflicting_framing_read: bool,
     outgoing: Outgoing,
     /// A rewritten response still to be written before anything else.
     pending: Vec<u8>,
@@ -63,15 +45,11 @@ impl<S> GuardedStream<S> {
     pub fn new(inner: S) -> Self {
         GuardedStream {
             inner,
-            framing: Framing::default(),
+            conflicting_framing_read: false,
             outgoing: Outgoing::AtHead,
             pending: Vec::new(),
             pending_from: 0,
         }
-    }
-
-    pub fn framing(&self) -> Framing {
-        self.framing.clone()
     }
 }
 
@@ -82,11 +60,14 @@ impl<S: AsyncRead + Unpin> AsyncRead for GuardedStream<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.framing.poisoned() {
-            // End of stream: actix-http stops reading and closes after its answers.
-            return Poll::Ready(Ok(()));
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        // A head split across two reads is missed; its answer is then MALFORMED_REQUEST,
+        // still a 400 on a closed connection.
+        if !this.conflicting_framing_read && carries_conflicting_framing(&buf.filled()[before..]) {
+            this.conflicting_framing_read = true;
         }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -116,7 +97,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for GuardedStream<S> {
         let this = self.get_mut();
         ready!(this.poll_pending(cx))?;
         if this.outgoing == Outgoing::AtHead {
-            match inspect_head(buf) {
+            match inspect_head(buf, this.conflicting_framing_read) {
                 Head::Bare {
                     head_len,
                     rewritten,
@@ -172,7 +153,30 @@ enum Head {
 
 const HEAD_END: &[u8] = b"\r\n\r\n";
 
-fn inspect_head(buf: &[u8]) -> Head {
+/// Whether `bytes` hold a header block with both `Content-Length` and
+/// `Transfer-Encoding`.
+fn carries_conflicting_framing(bytes: &[u8]) -> bool {
+    let is = |line: &[u8], name: &str| {
+        line.len() > name.len()
+            && line[name.len()] == b':'
+            && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+    };
+    bytes
+        .split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .fold((false, false, false), |(length, encoding, found), line| {
+            if line.is_empty() {
+                (false, false, found)
+            } else {
+                let length = length || is(line, "content-length");
+                let encoding = encoding || is(line, "transfer-encoding");
+                (length, encoding, found || (length && encoding))
+            }
+        })
+        .2
+}
+
+fn inspect_head(buf: &[u8], conflicting_framing_read: bool) -> Head {
     let Some(end) = buf
         .windows(HEAD_END.len())
         .position(|w| w == HEAD_END)
@@ -213,7 +217,7 @@ fn inspect_head(buf: &[u8]) -> Head {
     // userd's own error answers always carry a JSON body, so an empty error answer is
     // one actix-http made.
     if status >= 400 && length == 0 {
-        let body = bare_answer_body(status);
+        let body = bare_answer_body(status, conflicting_framing_read);
         let mut rewritten = format!(
             "{status_line}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
             body.len()
@@ -233,9 +237,15 @@ fn inspect_head(buf: &[u8]) -> Head {
 }
 
 /// The `google.rpc.Status` of an answer actix-http made on its own.
-fn bare_answer_body(status: u16) -> String {
+fn bare_answer_body(status: u16, conflicting_framing_read: bool) -> String {
     use userd_ports::ErrorKind;
     let (kind, reason, message) = match status {
+        400 if conflicting_framing_read => (
+            ErrorKind::InvalidArgument,
+            "AMBIGUOUS_FRAMING",
+            "a request may not carry both Content-Length and Transfer-Encoding; \
+             the connection is closed",
+        ),
         408 => (
             ErrorKind::DeadlineExceeded,
             "REQUEST_TIMEOUT",
@@ -267,7 +277,7 @@ mod tests {
         let Head::Bare {
             head_len,
             rewritten,
-        } = inspect_head(head)
+        } = inspect_head(head, false)
         else {
             panic!("not rewritten");
         };
@@ -286,18 +296,48 @@ mod tests {
     #[test]
     fn answers_with_bodies_pass_through_and_are_measured() {
         let response = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 2\r\ncontent-type: application/json\r\n\r\n{}";
-        assert!(matches!(inspect_head(response), Head::Sized(n) if n == response.len() as u64));
+        assert!(
+            matches!(inspect_head(response, false), Head::Sized(n) if n == response.len() as u64)
+        );
         assert!(matches!(
-            inspect_head(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"),
+            inspect_head(
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
+                false
+            ),
             Head::Unknown
         ));
         assert!(matches!(
-            inspect_head(b"HTTP/1.1 200 OK\r\n"),
+            inspect_head(b"HTTP/1.1 200 OK\r\n", false),
             Head::Unknown
         ));
         assert!(matches!(
-            inspect_head(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n"),
+            inspect_head(
+                b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n",
+                false
+            ),
             Head::Sized(_)
         ));
+    }
+
+    #[test]
+    fn conflicting_framing_is_seen_only_within_one_header_block() {
+        let both = b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\
+                     Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+        assert!(carries_conflicting_framing(both));
+        let apart = b"POST /x HTTP/1.1\r\ncontent-length: 2\r\n\r\n{}\
+                      POST /y HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n";
+        assert!(!carries_conflicting_framing(apart));
+        assert!(!carries_conflicting_framing(
+            b"GET / HTTP/1.1\r\nX-Content-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        ));
+        let head = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+        let Head::Bare { rewritten, .. } = inspect_head(head, true) else {
+            panic!("not rewritten");
+        };
+        assert!(
+            String::from_utf8(rewritten)
+                .unwrap()
+                .contains("AMBIGUOUS_FRAMING")
+        );
     }
 }

@@ -188,18 +188,18 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         let this = &self.0;
-        if let Some(source) = &this.source {
-            if status.is_server_error() {
-                // The request span carries the request id; the cause chain stays here.
-                let mut chain = String::new();
-                let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(source);
-                while let Some(inner) = cause {
-                    chain.push_str(": ");
-                    chain.push_str(&inner.to_string());
-                    cause = inner.source();
-                }
-                tracing::error!(reason = this.reason, error = %source, cause = %chain, "request failed");
+        if let Some(source) = &this.source
+            && status.is_server_error()
+        {
+            // The request span carries the request id; the cause chain stays here.
+            let mut chain = String::new();
+            let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(source);
+            while let Some(inner) = cause {
+                chain.push_str(": ");
+                chain.push_str(&inner.to_string());
+                cause = inner.source();
             }
+            tracing::error!(reason = this.reason, error = %source, cause = %chain, "request failed");
         }
         let body = status_json(this.kind, this.reason, &this.message, &this.metadata);
         let mut response = HttpResponse::build(status)

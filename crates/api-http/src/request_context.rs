@@ -11,7 +11,6 @@ use actix_web::middleware::Next;
 use actix_web::{ResponseError, web};
 use tracing::Instrument;
 
-use crate::connection::Framing;
 use crate::error::{ApiError, ErrorReason};
 use crate::observability::Metrics;
 
@@ -96,28 +95,9 @@ pub(crate) struct RequestSettings {
     pub timeout: Duration,
 }
 
-const AMBIGUOUS_FRAMING: &str = "AMBIGUOUS_FRAMING";
-
-/// Requests refused whatever their route: ambiguous framing (and anything read behind it
-/// on the same connection), and paths or query strings whose escapes are not UTF-8.
+/// Requests refused whatever their route: paths or query strings whose escapes are not
+/// UTF-8. (Conflicting framing never gets here: see [`crate::connection`].)
 fn refuse_before_routing(req: &ServiceRequest) -> Option<ApiError> {
-    use actix_web::http::header;
-    let framing = req.conn_data::<Framing>();
-    let headers = req.headers();
-    let ambiguous = headers.contains_key(header::CONTENT_LENGTH)
-        && headers.contains_key(header::TRANSFER_ENCODING);
-    if ambiguous {
-        if let Some(framing) = framing {
-            framing.poison();
-        }
-    }
-    if ambiguous || framing.is_some_and(Framing::poisoned) {
-        return Some(ApiError::invalid(
-            AMBIGUOUS_FRAMING,
-            "a request may not carry both Content-Length and Transfer-Encoding; \
-             the connection is closed",
-        ));
-    }
     if !escapes_are_utf8(req.path()) {
         return Some(ApiError::invalid(
             "INVALID_PATH",
@@ -185,13 +165,7 @@ pub(crate) async fn request_context(
     );
     let mut response = if let Some(refusal) = refuse_before_routing(&req) {
         let (request, _) = req.into_parts();
-        let mut answer = refusal.error_response();
-        if refusal.reason() == AMBIGUOUS_FRAMING {
-            answer
-                .head_mut()
-                .set_connection_type(actix_http::ConnectionType::Close);
-        }
-        ServiceResponse::new(request, answer).map_into_right_body()
+        ServiceResponse::new(request, refusal.error_response()).map_into_right_body()
     } else {
         match next.call(req).instrument(span.clone()).await {
             Ok(response) => response.map_into_left_body(),

@@ -11,7 +11,7 @@ use actix_rt::net::TcpStream;
 use actix_service::{ServiceFactoryExt, fn_service, map_config};
 use actix_web::dev::{AppConfig, Server};
 
-use crate::connection::{Framing, GuardedStream};
+use crate::connection::GuardedStream;
 use crate::routes::Services;
 
 /// How the server treats connections.
@@ -29,29 +29,38 @@ pub struct ServerSettings {
     pub max_connections: usize,
 }
 
-/// The server on `listener`, started; it stops gracefully on SIGTERM or SIGINT. Must be
-/// called inside an actix system.
+/// The server on `listener`, started. When `stop` resolves it stops accepting and lets
+/// in-flight requests finish within the grace period; it watches no signal itself, so the
+/// caller decides, for every listener at once, what stops the process. Must be called
+/// inside an actix system.
 pub fn serve(
     services: Services,
     listener: TcpListener,
     settings: &ServerSettings,
+    stop: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<Server> {
     let keep_alive = settings.keep_alive;
     let client_request_timeout = settings.client_request_timeout;
     let mut builder = Server::build()
         .shutdown_timeout(settings.shutdown_grace.as_secs())
-        .max_concurrent_connections(settings.max_connections);
+        .max_concurrent_connections(settings.max_connections)
+        .shutdown_signal(stop);
     if settings.workers > 0 {
         builder = builder.workers(settings.workers);
     }
+    // Idle keep-alive connections close at once on a graceful stop, and busy ones after
+    // their current request, instead of holding the stop until their keep-alive ends.
+    let stopping = builder.graceful_shutdown_signal();
     builder = builder.listen("userd-http", listener, move || {
         let app = crate::app(services.clone());
+        let stopping = stopping.clone();
         let http = HttpService::build()
+            .graceful_shutdown_signal(move || {
+                let stopping = stopping.clone();
+                async move { stopping.notified().await }
+            })
             .keep_alive(KeepAlive::Timeout(keep_alive))
             .client_request_timeout(client_request_timeout)
-            .on_connect_ext(|io: &GuardedStream<TcpStream>, data| {
-                data.insert::<Framing>(io.framing());
-            })
             .h1(map_config(app, |_| AppConfig::default()));
         fn_service(|stream: TcpStream| async move {
             let peer = stream.peer_addr().ok();

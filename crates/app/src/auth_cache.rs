@@ -42,12 +42,11 @@ impl State {
             answer: Some(found),
             ..
         }) = self.entries.remove(hash)
+            && let Some(hashes) = self.by_user.get_mut(&found.caller.user_id)
         {
-            if let Some(hashes) = self.by_user.get_mut(&found.caller.user_id) {
-                hashes.remove(hash);
-                if hashes.is_empty() {
-                    self.by_user.remove(&found.caller.user_id);
-                }
+            hashes.remove(hash);
+            if hashes.is_empty() {
+                self.by_user.remove(&found.caller.user_id);
             }
         }
     }

@@ -225,13 +225,13 @@ impl UserService for UseCases {
             }
             // The client's precondition comes after authorization (a stranger learns
             // nothing) and before the state machine.
-            if let Some(condition) = &target.if_match {
-                if !condition.matches(user.sequence) {
-                    return Err(ServiceError::VersionMismatch {
-                        user_id: target.id.to_string(),
-                        current: user.sequence,
-                    });
-                }
+            if let Some(condition) = &target.if_match
+                && !condition.matches(user.sequence)
+            {
+                return Err(ServiceError::VersionMismatch {
+                    user_id: target.id.to_string(),
+                    current: user.sequence,
+                });
             }
             let outcome = user
                 .execute(

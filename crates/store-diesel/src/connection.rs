@@ -307,12 +307,12 @@ fn create_private_file(path: &Path) -> Result<(), OpenError> {
         let path = path.display().to_string();
         move |cause| OpenError::Directory { path, cause }
     };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if !parent.exists() {
-            private_dir_builder()
-                .create(parent)
-                .map_err(failed(parent))?;
-        }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.exists()
+    {
+        private_dir_builder()
+            .create(parent)
+            .map_err(failed(parent))?;
     }
     match private_file_options().open(path) {
         Ok(_) => Ok(()),

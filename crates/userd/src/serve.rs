@@ -183,19 +183,19 @@ fn store_metrics(store: &Arc<Database>) -> Result<Arc<Metrics>, prometheus::Erro
     Ok(metrics)
 }
 
-/// Once a stop signal arrives, ends the process if the graceful shutdown has not finished
-/// well after its grace period. A shutdown once hung after every worker had stopped (seen
-/// once, under test load, in actix-server's stop sequence); an operator's SIGTERM must
-/// never leave the process running. The deadline runs on its own thread, so it fires
-/// even if the runtime is stuck.
-async fn exit_if_shutdown_hangs(grace: Duration) {
+/// Resolves on the first SIGTERM or SIGINT, which both mean a graceful stop: no new
+/// connections, requests and calls in flight finish within `grace`. From then on a
+/// deadline thread ends the process if the stop has not finished well after the grace
+/// period, so an operator's signal never leaves the process running; it runs on its own
+/// thread so that it fires even if a runtime is stuck.
+async fn stop_signal(grace: Duration) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut terminate), Ok(mut interrupt)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
     ) else {
-        tracing::warn!("cannot watch for stop signals; a hung shutdown would not be ended");
-        return;
+        tracing::error!("cannot watch for stop signals; userd stops only when killed");
+        return std::future::pending().await;
     };
     let signal = tokio::select! {
         _ = terminate.recv() => "SIGTERM",
@@ -203,6 +203,7 @@ async fn exit_if_shutdown_hangs(grace: Duration) {
     };
     tracing::info!(
         signal,
+        grace_secs = grace.as_secs(),
         "stop signal received: accepting no new connections, finishing requests in flight"
     );
     let deadline = grace + Duration::from_secs(5);
@@ -308,12 +309,14 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
     let metrics = store_metrics(&store).map_err(StartError::Metrics)?;
     let rpc_metrics =
         userd_api_rpc::RpcMetrics::new(metrics.registry()).map_err(StartError::Metrics)?;
+    let rpc_stop = Arc::new(tokio::sync::Notify::new());
     let rpc = start_rpc(
         &settings.server,
         userd_api_rpc::RpcServer {
             users: users.clone(),
             metrics: rpc_metrics,
         },
+        Arc::clone(&rpc_stop),
     )?;
     let services = Services {
         request_timeout: Duration::from_millis(settings.server.request_timeout_ms),
@@ -328,6 +331,15 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
             cause,
         })?;
     let bound = listener.local_addr().map_err(StartError::Server)?;
+    let grace = Duration::from_secs(server.shutdown_grace_secs);
+    // One signal stops both listeners, so they drain side by side.
+    let stop = {
+        let rpc_stop = Arc::clone(&rpc_stop);
+        async move {
+            stop_signal(grace).await;
+            rpc_stop.notify_one();
+        }
+    };
     let http = userd_api_http::serve(
         services,
         listener,
@@ -338,15 +350,14 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
             keep_alive: Duration::from_secs(server.keep_alive_secs),
             max_connections: server.max_connections,
         },
+        stop,
     )
     .map_err(StartError::Server)?;
     tracing::info!(address = %bound, "listening on http://{bound}");
-    // actix-web stops accepting on SIGTERM/SIGINT and lets in-flight requests finish
-    // within the grace period.
-    let grace = Duration::from_secs(server.shutdown_grace_secs);
-    actix_web::rt::spawn(exit_if_shutdown_hangs(grace));
     let http_outcome = http.await.map_err(StartError::Server);
-    let rpc_outcome = rpc.stop();
+    // Also when the HTTP server ended without a signal: the process is ending.
+    rpc_stop.notify_one();
+    let rpc_outcome = rpc.finish();
     http_outcome?;
     rpc_outcome?;
     tracing::info!("stopped");
@@ -356,17 +367,12 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
 /// The RPC listener, served by its own multi-threaded runtime so that RPCs do not wait
 /// behind the HTTP workers.
 struct RpcListener {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: std::thread::JoinHandle<std::io::Result<()>>,
 }
 
 impl RpcListener {
-    /// Stops it (if a signal has not already) and waits for calls in flight.
-    fn stop(mut self) -> Result<(), StartError> {
-        if let Some(stop) = self.stop.take() {
-            // Gone already when the RPC server ended first; nothing left to stop.
-            let _ = stop.send(());
-        }
+    /// Waits for it to stop, once told to, and for its calls in flight.
+    fn finish(self) -> Result<(), StartError> {
         match self.thread.join() {
             Ok(outcome) => outcome.map_err(StartError::Rpc),
             Err(_) => Err(StartError::Rpc(std::io::Error::other(
@@ -379,6 +385,7 @@ impl RpcListener {
 fn start_rpc(
     server: &crate::settings::ServerSettings,
     services: userd_api_rpc::RpcServer,
+    stop: Arc<tokio::sync::Notify>,
 ) -> Result<RpcListener, StartError> {
     let address = format!("{}:{}", server.host, server.rpc_port);
     let bind_error = |cause| StartError::Bind {
@@ -392,7 +399,6 @@ fn start_rpc(
         0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         n => n,
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("userd-rpc".into())
         .spawn(move || {
@@ -403,19 +409,10 @@ fn start_rpc(
                 .build()?;
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener)?;
-                // Stopped from the HTTP server's end, which watches the signals: a second
-                // runtime watching SIGTERM was seen to cut actix-web's graceful stop short.
-                let shutdown = async move {
-                    // An error means the sender is gone: nobody is left to wait for.
-                    let _ = stopped.await;
-                };
-                userd_api_rpc::serve(services, listener, shutdown).await
+                userd_api_rpc::serve(services, listener, async move { stop.notified().await }).await
             })
         })
         .map_err(StartError::Rpc)?;
     tracing::info!(rpc_address = %bound, "RPC (gRPC, gRPC-web, Connect) on http://{bound}");
-    Ok(RpcListener {
-        stop: Some(stop),
-        thread,
-    })
+    Ok(RpcListener { thread })
 }

@@ -15,6 +15,8 @@ use userd_testkit::{Backend, TestDatabase, on_both_backends_blocking};
 
 on_both_backends_blocking!(
     an_in_flight_request_finishes_after_sigterm,
+    an_in_flight_request_finishes_after_sigint,
+    an_idle_keep_alive_connection_does_not_hold_the_stop,
     metrics_count_requests_pool_and_events,
     every_request_is_one_structured_log_line,
     a_saturated_pool_answers_503_after_a_bounded_wait,
@@ -97,6 +99,14 @@ const WRITES_VISIBLE: [(&str, &str); 2] = [
 ];
 
 fn an_in_flight_request_finishes_after_sigterm(db: TestDatabase) {
+    an_in_flight_request_finishes_after("-TERM", db);
+}
+
+fn an_in_flight_request_finishes_after_sigint(db: TestDatabase) {
+    an_in_flight_request_finishes_after("-INT", db);
+}
+
+fn an_in_flight_request_finishes_after(signal: &str, db: TestDatabase) {
     let mut userd = Userd::start_with(db, &WRITES_VISIBLE);
     assert_eq!(userd.create(&json!({"userId": "slow"})).0, 201);
     let mut lock = WriteLock::take(&userd.db);
@@ -117,7 +127,7 @@ fn an_in_flight_request_finishes_after_sigterm(db: TestDatabase) {
     let pid = userd.pid().to_string();
     assert!(
         Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([signal, &pid])
             .status()
             .unwrap()
             .success()
@@ -153,6 +163,62 @@ fn an_in_flight_request_finishes_after_sigterm(db: TestDatabase) {
     };
     assert_eq!(exit.code(), Some(0), "{}", userd.log_tail(10));
     assert!(userd.log_tail(5).contains("stopped"));
+}
+
+/// Keep-alive and grace far longer than the test waits: only closing the idle
+/// connection at the stop lets userd exit in time.
+fn an_idle_keep_alive_connection_does_not_hold_the_stop(db: TestDatabase) {
+    use std::io::{Read, Write};
+    let mut userd = Userd::start_with(
+        db,
+        &[
+            ("USERD__SERVER__KEEP_ALIVE_SECS", "3600"),
+            ("USERD__SERVER__SHUTDOWN_GRACE_SECS", "3600"),
+        ],
+    );
+    let address = userd.base.trim_start_matches("http://");
+    let mut idle = std::net::TcpStream::connect(address).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: userd\r\n\r\n")
+        .unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut chunk = [0_u8; 4096];
+    while !answer.ends_with(b"}") {
+        let read = idle.read(&mut chunk).unwrap();
+        assert!(read > 0, "closed before answering");
+        answer.extend_from_slice(&chunk[..read]);
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 200"));
+
+    let mark = userd.log_len();
+    let pid = userd.pid().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    userd.wait_for_log(mark, "stop signal received");
+    assert_eq!(
+        idle.read(&mut chunk).unwrap(),
+        0,
+        "userd closes the idle connection"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(status) = userd.exit_status() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "userd did not exit:\n{}",
+            userd.log_tail(10)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(exit.code(), Some(0), "{}", userd.log_tail(10));
 }
 
 fn a_saturated_pool_answers_503_after_a_bounded_wait(db: TestDatabase) {

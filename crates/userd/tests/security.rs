@@ -295,7 +295,9 @@ fn conflicting_framing_is_refused_and_nothing_behind_it_is_served(db: TestDataba
         &userd,
         b"GET /healthz HTTP/1.0\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n",
     );
-    assert!(answer.starts_with("HTTP/1.0 400") && closed, "{answer}");
+    // Refused before its version is known, so the answer is HTTP/1.1 (RFC 9110 §2.5).
+    assert!(answer.starts_with("HTTP/1.1 400") && closed, "{answer}");
+    assert!(answer.contains("AMBIGUOUS_FRAMING"), "{answer}");
     assert_eq!(
         userd.call_as(None, "GET", "/healthz", None).0,
         200,

@@ -397,10 +397,10 @@ fn spawn(db: &TestDatabase, extra_env: &[(String, String)]) -> (Child, String, L
         let log = Arc::clone(&log);
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(entry) = serde_json::from_str::<Value>(&line) {
-                    if let Some(address) = entry["address"].as_str() {
-                        let _ = address_tx.send(address.to_owned());
-                    }
+                if let Ok(entry) = serde_json::from_str::<Value>(&line)
+                    && let Some(address) = entry["address"].as_str()
+                {
+                    let _ = address_tx.send(address.to_owned());
                 }
                 log.lock().unwrap().push(line);
             }
