@@ -153,14 +153,7 @@ fn an_in_flight_request_finishes_after(signal: &str, db: TestDatabase) {
     lock.release();
     let (status, body) = in_flight.join().unwrap();
     assert_eq!(status, 200, "the in-flight request completed: {body}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let exit = loop {
-        if let Some(status) = userd.exit_status() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "userd did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let exit = userd.wait_for_exit(Duration::from_secs(10));
     assert_eq!(exit.code(), Some(0), "{}", userd.log_tail(10));
     assert!(userd.log_tail(5).contains("stopped"));
 }
@@ -206,18 +199,7 @@ fn an_idle_keep_alive_connection_does_not_hold_the_stop(db: TestDatabase) {
         0,
         "userd closes the idle connection"
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let exit = loop {
-        if let Some(status) = userd.exit_status() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "userd did not exit:\n{}",
-            userd.log_tail(10)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let exit = userd.wait_for_exit(Duration::from_secs(60));
     assert_eq!(exit.code(), Some(0), "{}", userd.log_tail(10));
 }
 

@@ -297,6 +297,22 @@ impl Userd {
 
     /// Returns the first log line after `mark` that contains `needle`, once userd has
     /// written it; fails after a generous deadline.
+    /// The exit status once userd has exited; fails if it is still running after `within`.
+    pub fn wait_for_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.exit_status() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "userd did not exit:\n{}",
+                self.log_tail(10)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn wait_for_log(&self, mark: usize, needle: &str) -> String {
         self.wait_for_log_line(mark, |line| line.contains(needle))
     }
