@@ -19,6 +19,7 @@ use crate::users_v3alpha::UsersV3alpha;
 const DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/userd.fds.bin"));
 
 /// What the RPC adapter serves with.
+#[derive(Clone)]
 pub struct RpcServer {
     pub users: Arc<dyn UserService>,
     pub metrics: RpcMetrics,
@@ -72,6 +73,10 @@ pub async fn serve(
         metrics: services.metrics,
     });
     connectrpc::Server::from_listener(listener)
+        // userd's messages are a few hundred bytes: hyper's default 64 KiB windows never
+        // fill, and the adaptive window would cost a PING round trip on the connection
+        // for every request body it samples.
+        .with_http2_adaptive_window(false)
         .serve_with_service_and_shutdown(service, shutdown)
         .await
         .map_err(std::io::Error::other)

@@ -309,15 +309,16 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
     let metrics = store_metrics(&store).map_err(StartError::Metrics)?;
     let rpc_metrics =
         userd_api_rpc::RpcMetrics::new(metrics.registry()).map_err(StartError::Metrics)?;
-    let rpc_stop = Arc::new(tokio::sync::Notify::new());
+    let (rpc_stop, rpc_stopping) = tokio::sync::watch::channel(false);
     let rpc = start_rpc(
         &settings.server,
         userd_api_rpc::RpcServer {
             users: users.clone(),
             metrics: rpc_metrics,
         },
-        Arc::clone(&rpc_stop),
+        rpc_stopping,
     )?;
+    let rpc_stop = Arc::new(rpc_stop);
     let services = Services {
         request_timeout: Duration::from_millis(settings.server.request_timeout_ms),
         ..Services::new(users, admin, metrics)
@@ -337,7 +338,7 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
         let rpc_stop = Arc::clone(&rpc_stop);
         async move {
             stop_signal(grace).await;
-            rpc_stop.notify_one();
+            rpc_stop.send_replace(true);
         }
     };
     let http = userd_api_http::serve(
@@ -356,7 +357,7 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
     tracing::info!(address = %bound, "listening on http://{bound}");
     let http_outcome = http.await.map_err(StartError::Server);
     // Also when the HTTP server ended without a signal: the process is ending.
-    rpc_stop.notify_one();
+    rpc_stop.send_replace(true);
     let rpc_outcome = rpc.finish();
     http_outcome?;
     rpc_outcome?;
@@ -364,28 +365,35 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
     Ok(())
 }
 
-/// The RPC listener, served by its own multi-threaded runtime so that RPCs do not wait
-/// behind the HTTP workers.
+/// The RPC listener, served by threads of its own so that RPCs do not wait behind the
+/// HTTP workers: one per worker, each with a single-threaded runtime accepting from the
+/// shared socket, as actix-web's workers do. An RPC then runs start to end on the thread
+/// that read it, with no hand-over between threads.
 struct RpcListener {
-    thread: std::thread::JoinHandle<std::io::Result<()>>,
+    threads: Vec<std::thread::JoinHandle<std::io::Result<()>>>,
 }
 
 impl RpcListener {
     /// Waits for it to stop, once told to, and for its calls in flight.
     fn finish(self) -> Result<(), StartError> {
-        match self.thread.join() {
-            Ok(outcome) => outcome.map_err(StartError::Rpc),
-            Err(_) => Err(StartError::Rpc(std::io::Error::other(
-                "the RPC server thread panicked",
-            ))),
+        let mut outcome = Ok(());
+        for thread in self.threads {
+            let stopped = match thread.join() {
+                Ok(stopped) => stopped.map_err(StartError::Rpc),
+                Err(_) => Err(StartError::Rpc(std::io::Error::other(
+                    "an RPC server thread panicked",
+                ))),
+            };
+            outcome = outcome.and(stopped);
         }
+        outcome
     }
 }
 
 fn start_rpc(
     server: &crate::settings::ServerSettings,
     services: userd_api_rpc::RpcServer,
-    stop: Arc<tokio::sync::Notify>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<RpcListener, StartError> {
     let address = format!("{}:{}", server.host, server.rpc_port);
     let bind_error = |cause| StartError::Bind {
@@ -399,20 +407,28 @@ fn start_rpc(
         0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         n => n,
     };
-    let thread = std::thread::Builder::new()
-        .name("userd-rpc".into())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(workers)
-                .thread_name("userd-rpc-worker")
-                .enable_all()
-                .build()?;
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener)?;
-                userd_api_rpc::serve(services, listener, async move { stop.notified().await }).await
+    let mut threads = Vec::with_capacity(workers);
+    for worker in 0..workers {
+        let listener = listener.try_clone().map_err(StartError::Rpc)?;
+        let (services, mut stop) = (services.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("userd-rpc-{worker}"))
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)?;
+                    let stopped = async move {
+                        // An error means the sender is gone: the process is ending.
+                        let _ = stop.wait_for(|stopping| *stopping).await;
+                    };
+                    userd_api_rpc::serve(services, listener, stopped).await
+                })
             })
-        })
-        .map_err(StartError::Rpc)?;
+            .map_err(StartError::Rpc)?;
+        threads.push(thread);
+    }
     tracing::info!(rpc_address = %bound, "RPC (gRPC, gRPC-web, Connect) on http://{bound}");
-    Ok(RpcListener { thread })
+    Ok(RpcListener { threads })
 }
