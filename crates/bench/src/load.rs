@@ -86,9 +86,32 @@ pub struct LoadReport {
     pub errors: u64,
     pub first_errors: Vec<String>,
     pub steps: Vec<StepReport>,
+    /// Every measured latency, per step, so that reports of several rounds can be
+    /// combined into one with true percentiles.
+    samples: Samples,
 }
 
 impl LoadReport {
+    /// One report for several rounds of the same scenario: their iterations over their
+    /// summed time, their latencies pooled.
+    pub fn combine(rounds: Vec<LoadReport>) -> Option<LoadReport> {
+        let mut rounds = rounds.into_iter();
+        let mut all = rounds.next()?;
+        for round in rounds {
+            all.seconds += round.seconds;
+            all.iterations += round.iterations;
+            all.requests += round.requests;
+            all.errors += round.errors;
+            all.first_errors.extend(round.first_errors);
+            for (pooled, more) in all.samples.iter_mut().zip(round.samples) {
+                pooled.extend(more);
+            }
+        }
+        all.first_errors.truncate(5);
+        all.steps = step_reports(all.scenario, &mut all.samples);
+        Some(all)
+    }
+
     pub fn iterations_per_second(&self) -> f64 {
         self.iterations as f64 / self.seconds
     }
@@ -466,17 +489,7 @@ pub async fn run(settings: &LoadSettings) -> Result<LoadReport, Error> {
     }
     let seconds = settings.duration.as_secs_f64();
     let requests = merged.iter().map(Vec::len).sum::<usize>() as u64;
-    let steps = settings
-        .scenario
-        .steps()
-        .iter()
-        .zip(merged.iter_mut())
-        .map(|(step, samples)| StepReport {
-            step,
-            requests: samples.len(),
-            latency: percentiles(samples),
-        })
-        .collect();
+    let steps = step_reports(settings.scenario, &mut merged);
     let errors = shared.errors.load(Ordering::Relaxed);
     let first_errors = shared
         .first_errors
@@ -492,7 +505,21 @@ pub async fn run(settings: &LoadSettings) -> Result<LoadReport, Error> {
         errors,
         first_errors,
         steps,
+        samples: merged,
     })
+}
+
+fn step_reports(scenario: Scenario, samples: &mut Samples) -> Vec<StepReport> {
+    scenario
+        .steps()
+        .iter()
+        .zip(samples.iter_mut())
+        .map(|(step, samples)| StepReport {
+            step,
+            requests: samples.len(),
+            latency: percentiles(samples),
+        })
+        .collect()
 }
 
 /// Resident memory of a process, in MiB, from /proc.

@@ -28,6 +28,7 @@ use userd_bench::{
 const FLOW_CLIENTS: usize = 16;
 const READ_CLIENTS: usize = 32;
 
+#[derive(Clone)]
 struct Plan {
     seconds: Duration,
     warmup: Duration,
@@ -128,15 +129,38 @@ fn backend_summary(
     })
 }
 
+/// The REST flow and the gRPC flow, each for the plan's time, in four alternating
+/// half-length rounds: REST, gRPC, gRPC, REST. The database grows and the machine's
+/// other load drifts during a run; whichever door ran second would carry that drift
+/// alone, and this order shares it out evenly.
+async fn rest_beside_grpc(
+    plan: &Plan,
+    userd: &UserdProcess,
+) -> Result<(LoadReport, f64, LoadReport), Error> {
+    let half = Plan {
+        seconds: plan.seconds / 2,
+        ..plan.clone()
+    };
+    let (rest_first, first_peak) = load(&half, userd, Scenario::Flow).await?;
+    let (grpc_first, _) = load(&half, userd, Scenario::GrpcFlow).await?;
+    let (grpc_second, _) = load(&half, userd, Scenario::GrpcFlow).await?;
+    let (rest_second, second_peak) = load(&half, userd, Scenario::Flow).await?;
+    let both = |a, b| LoadReport::combine(vec![a, b]).ok_or("no rounds to combine");
+    Ok((
+        both(rest_first, rest_second)?,
+        first_peak.max(second_peak),
+        both(grpc_first, grpc_second)?,
+    ))
+}
+
 async fn postgres(plan: &Plan) -> Result<Value, Error> {
     let database = BenchDatabase::create("perf")?;
     let dir = tempdir("postgres")?;
     let userd = UserdProcess::start(&plan.binary, &database.url, &dir, &[])?;
     std::thread::sleep(Duration::from_millis(500));
     let idle = resident_mib(userd.pid()).unwrap_or(0.0);
-    let (flow, flow_peak) = load(plan, &userd, Scenario::Flow).await?;
+    let (flow, flow_peak, grpc_flow) = rest_beside_grpc(plan, &userd).await?;
     println!("PostgreSQL, userd:\n\n{}", flow.table());
-    let (grpc_flow, _) = load(plan, &userd, Scenario::GrpcFlow).await?;
     println!("{}", grpc_flow.table());
     let (read, _) = load(plan, &userd, Scenario::Read).await?;
     println!("{}", read.table());
