@@ -243,9 +243,21 @@ pub(crate) struct UsernameOut {
     is_organization_specific: bool,
 }
 
+/// A password's metadata: never the password nor its hash.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PasswordOut {
+    last_changed: String,
+    #[serde(skip_serializing_if = "is_false")]
+    change_required: bool,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct AuthenticatorsOut {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     usernames: Vec<UsernameOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password: Option<PasswordOut>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -287,19 +299,25 @@ impl From<&User> for UserOut {
                     is_verified: p.verified,
                 }),
             }),
-            authenticators: (!user.usernames.is_empty()).then(|| AuthenticatorsOut {
-                usernames: user
-                    .usernames
-                    .iter()
-                    .map(|u| UsernameOut {
-                        username_id: u.id.to_string(),
-                        username: u.username.as_str().to_owned(),
-                        is_organization_specific: u.organization_specific,
-                    })
-                    .collect(),
+            authenticators: (!user.usernames.is_empty() || user.password.is_some()).then(|| {
+                AuthenticatorsOut {
+                    usernames: user
+                        .usernames
+                        .iter()
+                        .map(|u| UsernameOut {
+                            username_id: u.id.to_string(),
+                            username: u.username.as_str().to_owned(),
+                            is_organization_specific: u.organization_specific,
+                        })
+                        .collect(),
+                    password: user.password.as_ref().map(|p| PasswordOut {
+                        last_changed: p.changed.to_rfc3339(),
+                        change_required: p.change_required,
+                    }),
+                }
             }),
             state: user.state().as_str(),
-            locked: user.locked,
+            locked: user.lock.is_some(),
         }
     }
 }

@@ -66,8 +66,8 @@ pub async fn issue_admin_token(
                 .find(&id)
                 .await?
                 .ok_or_else(|| RecoveryError::UnknownUser(id.to_string()))?;
-            if !found.may_authenticate() {
-                let standing = match found.state() {
+            if !found.may_authenticate_at(now) {
+                let standing = match found.state_at(now) {
                     UserState::Locked => "locked",
                     _ => "inactive",
                 };
@@ -75,7 +75,7 @@ pub async fn issue_admin_token(
             }
             (id, false)
         }
-        None => match ports.recovery.usable_instance_owner().await? {
+        None => match ports.recovery.usable_instance_owner(now).await? {
             Some(id) => (id, false),
             None => (new_admin(&ports, now).await?, true),
         },

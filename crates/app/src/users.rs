@@ -207,8 +207,10 @@ impl UserService for UseCases {
     }
 
     async fn get_user(&self, caller: &Caller, target: &UserRef) -> Result<User, ServiceError> {
-        self.load_authorized(caller, target, Permission::UserRead)
-            .await
+        let user = self
+            .load_authorized(caller, target, Permission::UserRead)
+            .await?;
+        Ok(user.seen_at(self.ports.clock.now()))
     }
 
     async fn execute(
@@ -306,11 +308,16 @@ impl UserService for UseCases {
                 descending: request.descending,
                 offset: request.offset,
                 limit,
+                at: timestamp,
             })
             .await?;
         Ok(SearchResult {
             total: page.total,
-            users: page.users,
+            users: page
+                .users
+                .into_iter()
+                .map(|user| user.seen_at(timestamp))
+                .collect(),
             applied_limit: limit,
             sort: request.sort,
             timestamp,

@@ -6,6 +6,7 @@
 //! crates and reach this one only through these types.
 
 pub mod authz;
+pub mod password;
 pub mod time;
 pub mod user;
 pub mod values;

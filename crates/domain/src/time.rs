@@ -22,6 +22,12 @@ impl Timestamp {
         self.0
     }
 
+    /// The time `duration` later, held at the end of the range rather than wrapping.
+    pub fn saturating_add(self, duration: std::time::Duration) -> Self {
+        let micros = i64::try_from(duration.as_micros()).unwrap_or(i64::MAX);
+        Timestamp(self.0.saturating_add(micros))
+    }
+
     pub fn from_datetime(at: DateTime<Utc>) -> Self {
         Timestamp(at.timestamp_micros())
     }
@@ -80,5 +86,22 @@ mod tests {
             Some(Timestamp::from_unix_micros(1_732_292_825_645_000))
         );
         assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn adding_a_duration_saturates_instead_of_wrapping() {
+        let second = std::time::Duration::from_secs(1);
+        assert_eq!(
+            Timestamp::from_unix_micros(5).saturating_add(second),
+            Timestamp::from_unix_micros(1_000_005)
+        );
+        assert_eq!(
+            Timestamp::from_unix_micros(i64::MAX - 1).saturating_add(second),
+            Timestamp::from_unix_micros(i64::MAX)
+        );
+        assert_eq!(
+            Timestamp::UNIX_EPOCH.saturating_add(std::time::Duration::MAX),
+            Timestamp::from_unix_micros(i64::MAX)
+        );
     }
 }

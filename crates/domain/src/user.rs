@@ -1,11 +1,16 @@
 //! The user aggregate.
 //!
 //! A user has a lifecycle (`Active`, `Inactive`, `Deleted`) and, independently, a lock
-//! flag. Every accepted command appends exactly one [`UserEvent`]; the current state is
-//! the fold of those events ([`User::replay`]). Commands never mutate: [`User::execute`]
-//! checks the guard and returns the event together with the state it leads to.
+//! (by an administrator, or a lockout after failed password checks, which may end by
+//! itself). Every accepted command appends exactly one [`UserEvent`]; a password check
+//! may append a few ([`User::record_password_check`]). The current state is the fold of
+//! those events ([`User::replay`]). Commands never mutate: [`User::execute`] checks the
+//! guard and returns the event together with the state it leads to.
 
 use crate::Timestamp;
+use crate::password::{
+    CheckRefusal, Lock, LockoutPolicy, Password, PasswordHash, UnlockCause, Verified,
+};
 use crate::values::{
     Email, InvalidValue, MAX_USERNAMES_PER_USER, OrgId, Phone, SchemaId, UserData, UserId,
     Username, UsernameId,
@@ -97,7 +102,13 @@ pub struct User {
     pub contact: Contact,
     pub usernames: Vec<UsernameEntry>,
     pub lifecycle: Lifecycle,
-    pub locked: bool,
+    /// The lock as the last event left it. A lockout with a duration may have run out
+    /// since: [`User::lock_at`] says whether it still holds.
+    pub lock: Option<Lock>,
+    pub password: Option<Password>,
+    /// Failed password checks since the last success, password change or unlock; never
+    /// more than the lockout limit that applied when they were counted.
+    pub failed_password_checks: u32,
     /// Time of the first event.
     pub created: Timestamp,
     /// Time of the last event.
@@ -140,16 +151,27 @@ impl UserPatch {
 pub enum UserChange {
     Created(Box<UserCreated>),
     Updated(Box<UserPatch>),
-    Locked,
-    Unlocked,
+    Locked(Lock),
+    Unlocked(UnlockCause),
     Deactivated,
     Activated,
     Deleted,
+    PasswordSet {
+        hash: PasswordHash,
+        change_required: bool,
+    },
+    PasswordRemoved,
+    /// A failed check, and the user's count of failures after it.
+    PasswordCheckFailed {
+        failed_checks: u32,
+    },
+    /// A successful check that ended a run of failures (not every success is recorded).
+    PasswordCheckSucceeded,
 }
 
 impl UserChange {
     /// The event names of the API reference, also the labels of the events metric.
-    pub const TYPES: [&'static str; 7] = [
+    pub const TYPES: [&'static str; 11] = [
         Self::CREATED,
         Self::UPDATED,
         Self::LOCKED,
@@ -157,6 +179,10 @@ impl UserChange {
         Self::DEACTIVATED,
         Self::ACTIVATED,
         Self::DELETED,
+        Self::PASSWORD_SET,
+        Self::PASSWORD_REMOVED,
+        Self::PASSWORD_CHECK_FAILED,
+        Self::PASSWORD_CHECK_SUCCEEDED,
     ];
 
     pub const CREATED: &'static str = "user.created";
@@ -166,16 +192,24 @@ impl UserChange {
     pub const DEACTIVATED: &'static str = "user.deactivated";
     pub const ACTIVATED: &'static str = "user.activated";
     pub const DELETED: &'static str = "user.deleted";
+    pub const PASSWORD_SET: &'static str = "user.password.set";
+    pub const PASSWORD_REMOVED: &'static str = "user.password.removed";
+    pub const PASSWORD_CHECK_FAILED: &'static str = "user.password.check.failed";
+    pub const PASSWORD_CHECK_SUCCEEDED: &'static str = "user.password.check.succeeded";
 
     pub fn event_type(&self) -> &'static str {
         match self {
             UserChange::Created(_) => Self::CREATED,
             UserChange::Updated(_) => Self::UPDATED,
-            UserChange::Locked => Self::LOCKED,
-            UserChange::Unlocked => Self::UNLOCKED,
+            UserChange::Locked(_) => Self::LOCKED,
+            UserChange::Unlocked(_) => Self::UNLOCKED,
             UserChange::Deactivated => Self::DEACTIVATED,
             UserChange::Activated => Self::ACTIVATED,
             UserChange::Deleted => Self::DELETED,
+            UserChange::PasswordSet { .. } => Self::PASSWORD_SET,
+            UserChange::PasswordRemoved => Self::PASSWORD_REMOVED,
+            UserChange::PasswordCheckFailed { .. } => Self::PASSWORD_CHECK_FAILED,
+            UserChange::PasswordCheckSucceeded => Self::PASSWORD_CHECK_SUCCEEDED,
         }
     }
 }
@@ -200,6 +234,12 @@ pub enum Command {
     Deactivate,
     Activate,
     Delete,
+    /// Sets (or replaces) the password with an already computed hash.
+    SetPassword {
+        hash: PasswordHash,
+        change_required: bool,
+    },
+    RemovePassword,
 }
 
 impl Command {
@@ -211,6 +251,8 @@ impl Command {
             Command::Deactivate => "deactivate",
             Command::Activate => "activate",
             Command::Delete => "delete",
+            Command::SetPassword { .. } => "set_password",
+            Command::RemovePassword => "remove_password",
         }
     }
 }
@@ -226,6 +268,8 @@ pub enum Refusal {
     AlreadyInactive,
     #[error("user is not inactive")]
     NotInactive,
+    #[error("user has no password")]
+    NoPassword,
     /// A deleted user accepts nothing; callers report it exactly like an unknown id.
     #[error("user not found")]
     Deleted,
@@ -239,6 +283,7 @@ impl Refusal {
             Refusal::NotLocked => "USER_NOT_LOCKED",
             Refusal::AlreadyInactive => "USER_ALREADY_INACTIVE",
             Refusal::NotInactive => "USER_NOT_INACTIVE",
+            Refusal::NoPassword => "PASSWORD_NOT_SET",
             Refusal::Deleted => "USER_NOT_FOUND",
         }
     }
@@ -325,7 +370,9 @@ impl User {
             contact: created.contact,
             usernames: created.usernames,
             lifecycle: Lifecycle::Active,
-            locked: false,
+            lock: None,
+            password: None,
+            failed_password_checks: 0,
             created: at,
             changed: at,
             sequence: 1,
@@ -333,13 +380,42 @@ impl User {
         (user, event)
     }
 
-    pub fn state(&self) -> UserState {
-        UserState::of(self.lifecycle, self.locked)
+    /// The lock that holds at `now`: none when a timed lockout has run out.
+    pub fn lock_at(&self, now: Timestamp) -> Option<Lock> {
+        self.lock.filter(|lock| lock.holds_at(now))
     }
 
-    /// Whether the user's credentials (tokens) work: only while active and unlocked.
+    /// The state to report at `now`.
+    pub fn state_at(&self, now: Timestamp) -> UserState {
+        UserState::of(self.lifecycle, self.lock_at(now).is_some())
+    }
+
+    /// The state as the last event left it: a timed lockout that ran out since still
+    /// reads locked here. Storage keeps this; a user to report is first
+    /// [`seen_at`](User::seen_at) the time of reporting.
+    pub fn state(&self) -> UserState {
+        UserState::of(self.lifecycle, self.lock.is_some())
+    }
+
+    /// Whether the user's credentials (tokens, sessions) work, as the last event left
+    /// it; see [`User::state`].
     pub fn may_authenticate(&self) -> bool {
         self.state() == UserState::Active
+    }
+
+    /// Whether the user's credentials work at `now`: only while active and not locked.
+    pub fn may_authenticate_at(&self, now: Timestamp) -> bool {
+        self.state_at(now) == UserState::Active
+    }
+
+    /// The user as it reads at `now`: a timed lockout that ran out is no longer shown.
+    /// Nothing is recorded; the next change records the expiry when it acts on it.
+    pub fn seen_at(mut self, now: Timestamp) -> User {
+        if self.lock.is_some() && self.lock_at(now).is_none() {
+            self.lock = None;
+            self.failed_password_checks = 0;
+        }
+        self
     }
 
     pub fn is_deleted(&self) -> bool {
@@ -348,15 +424,30 @@ impl User {
 
     /// The guard: which change a command makes, `None` when it would change nothing
     /// (a patch with the current values), or why it is refused.
-    pub fn decide(&self, command: &Command) -> Result<Option<UserChange>, Refusal> {
+    ///
+    /// A lock is judged as it holds at `now`: a timed lockout that ran out can be locked
+    /// again (an admin lock replaces it) but not unlocked.
+    pub fn decide(&self, command: &Command, now: Timestamp) -> Result<Option<UserChange>, Refusal> {
         if self.is_deleted() {
             return Err(Refusal::Deleted);
         }
+        let locked = self.lock_at(now).is_some();
         let change = match command {
-            Command::Lock if self.locked => return Err(Refusal::AlreadyLocked),
-            Command::Lock => UserChange::Locked,
-            Command::Unlock if !self.locked => return Err(Refusal::NotLocked),
-            Command::Unlock => UserChange::Unlocked,
+            Command::Lock if locked => return Err(Refusal::AlreadyLocked),
+            Command::Lock => UserChange::Locked(Lock::ADMIN),
+            Command::Unlock if !locked => return Err(Refusal::NotLocked),
+            Command::Unlock => UserChange::Unlocked(UnlockCause::Admin),
+            Command::SetPassword {
+                hash,
+                change_required,
+            } => UserChange::PasswordSet {
+                hash: hash.clone(),
+                change_required: *change_required,
+            },
+            Command::RemovePassword if self.password.is_none() => {
+                return Err(Refusal::NoPassword);
+            }
+            Command::RemovePassword => UserChange::PasswordRemoved,
             Command::Deactivate if self.lifecycle != Lifecycle::Active => {
                 return Err(Refusal::AlreadyInactive);
             }
@@ -387,9 +478,17 @@ impl User {
         now: Timestamp,
         actor: Option<UserId>,
     ) -> Result<Option<(User, UserEvent)>, Refusal> {
-        let Some(change) = self.decide(command)? else {
+        let Some(change) = self.decide(command, now)? else {
             return Ok(None);
         };
+        let mut next = self.clone();
+        let event = next.advance(change, now, actor);
+        Ok(Some((next, event)))
+    }
+
+    /// Appends one event to this state in place, returning it. Its time never precedes
+    /// the previous event's.
+    fn advance(&mut self, change: UserChange, now: Timestamp, actor: Option<UserId>) -> UserEvent {
         let event = UserEvent {
             user_id: self.id.clone(),
             sequence: self.sequence + 1,
@@ -397,9 +496,85 @@ impl User {
             actor,
             change,
         };
+        self.fold(&event);
+        event
+    }
+
+    /// The hash a password check at `now` must verify against, or why no check may run:
+    /// a locked or inactive user is refused without verifying anything, and a user
+    /// without a password reads exactly like a wrong password.
+    pub fn password_to_check(&self, now: Timestamp) -> Result<&PasswordHash, CheckRefusal> {
+        match self.state_at(now) {
+            UserState::Active => {}
+            UserState::Locked => return Err(CheckRefusal::Locked),
+            UserState::Inactive => return Err(CheckRefusal::Inactive),
+            UserState::Deleted => return Err(CheckRefusal::UnknownUser),
+        }
+        self.password
+            .as_ref()
+            .map(|password| &password.hash)
+            .ok_or(CheckRefusal::NoPassword)
+    }
+
+    /// Records the outcome of a password check made at `now`: the events it appends and
+    /// the state they lead to.
+    ///
+    /// The guard of [`User::password_to_check`] is applied again to this state, which may
+    /// be newer than the one the check started from: a user locked meanwhile stays
+    /// locked even for the right password, and a verdict about a hash that is no longer
+    /// the user's counts for nothing ([`CheckRefusal::PasswordChanged`]).
+    ///
+    /// A lockout that ran out is first recorded as ended. A failure is counted; the one
+    /// that reaches the policy's limit also locks the user, in the same batch, so the
+    /// counter never passes the limit. A success after failures is recorded and resets
+    /// the counter; a success without earlier failures appends nothing.
+    pub fn record_password_check(
+        &self,
+        verified: Verified<'_>,
+        policy: &LockoutPolicy,
+        now: Timestamp,
+        actor: Option<UserId>,
+    ) -> Result<PasswordCheck, CheckRefusal> {
+        if self.password_to_check(now)? != verified.hash {
+            return Err(CheckRefusal::PasswordChanged);
+        }
         let mut next = self.clone();
-        next.fold(&event);
-        Ok(Some((next, event)))
+        let mut events = Vec::new();
+        if let Some(lock) = self.lock
+            && !lock.holds_at(now)
+        {
+            events.push(next.advance(
+                UserChange::Unlocked(UnlockCause::LockoutExpired),
+                now,
+                actor.clone(),
+            ));
+        }
+        if verified.matches {
+            if next.failed_password_checks > 0 {
+                events.push(next.advance(UserChange::PasswordCheckSucceeded, now, actor));
+            }
+        } else {
+            let limit = policy.max_password_attempts;
+            // Held at the limit: a limit lowered since earlier failures locks at once
+            // instead of leaving the count above it.
+            let failed_checks = match limit {
+                0 => next.failed_password_checks.saturating_add(1),
+                limit => next.failed_password_checks.saturating_add(1).min(limit),
+            };
+            events.push(next.advance(
+                UserChange::PasswordCheckFailed { failed_checks },
+                now,
+                actor.clone(),
+            ));
+            if limit > 0 && failed_checks >= limit {
+                events.push(next.advance(UserChange::Locked(policy.lockout(now)), now, actor));
+            }
+        }
+        Ok(PasswordCheck {
+            passed: verified.matches,
+            next,
+            events,
+        })
     }
 
     /// Folds one more event into the state.
@@ -454,8 +629,30 @@ impl User {
                     self.contact.phone = Some(phone);
                 }
             }
-            UserChange::Locked => self.locked = true,
-            UserChange::Unlocked => self.locked = false,
+            UserChange::Locked(lock) => self.lock = Some(*lock),
+            UserChange::Unlocked(_) => {
+                self.lock = None;
+                self.failed_password_checks = 0;
+            }
+            UserChange::PasswordSet {
+                hash,
+                change_required,
+            } => {
+                self.password = Some(Password {
+                    hash: hash.clone(),
+                    changed: event.at,
+                    change_required: *change_required,
+                });
+                self.failed_password_checks = 0;
+            }
+            UserChange::PasswordRemoved => {
+                self.password = None;
+                self.failed_password_checks = 0;
+            }
+            UserChange::PasswordCheckFailed { failed_checks } => {
+                self.failed_password_checks = *failed_checks;
+            }
+            UserChange::PasswordCheckSucceeded => self.failed_password_checks = 0,
             UserChange::Deactivated => self.lifecycle = Lifecycle::Inactive,
             UserChange::Activated => self.lifecycle = Lifecycle::Active,
             UserChange::Deleted => self.lifecycle = Lifecycle::Deleted,
@@ -503,5 +700,16 @@ impl User {
     }
 }
 
+/// What a password check recorded: whether it passed, the events it appends (possibly
+/// none) and the state they lead to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PasswordCheck {
+    pub passed: bool,
+    pub next: User,
+    pub events: Vec<UserEvent>,
+}
+
+#[cfg(test)]
+mod lockout_tests;
 #[cfg(test)]
 mod tests;

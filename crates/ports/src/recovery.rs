@@ -9,8 +9,12 @@ use crate::error::StoreError;
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait RecoveryStore: Send + Sync {
-    /// The longest-standing `IAM_OWNER` whose tokens would work (active, not locked).
-    async fn usable_instance_owner(&self) -> Result<Option<UserId>, StoreError>;
+    /// The longest-standing `IAM_OWNER` whose tokens would work at `now` (active, not
+    /// locked).
+    async fn usable_instance_owner(
+        &self,
+        now: userd_domain::Timestamp,
+    ) -> Result<Option<UserId>, StoreError>;
     /// The oldest organization, home of a new admin when none is left.
     async fn first_organization(&self) -> Result<Option<OrgId>, StoreError>;
 }

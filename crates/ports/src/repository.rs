@@ -26,6 +26,12 @@ pub trait UserRepository: Send + Sync {
     /// organization that does not exist is [`StoreError::OrganizationNotFound`].
     async fn append(&self, state: &User, event: &UserEvent) -> Result<(), StoreError>;
 
+    /// Appends consecutive `events` and writes `state`, where the last one leads, in one
+    /// transaction: all or nothing, under the same rules as [`UserRepository::append`].
+    /// For the few changes that are several events at once (a password check that ends
+    /// an expired lockout, counts a failure and locks).
+    async fn append_all(&self, state: &User, events: &[UserEvent]) -> Result<(), StoreError>;
+
     /// One page of the live users matching `query`, and how many match in all.
     async fn search(&self, query: &UserQuery) -> Result<UserPage, StoreError>;
 }

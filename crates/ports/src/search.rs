@@ -174,6 +174,9 @@ pub struct UserQuery {
     pub descending: bool,
     pub offset: u64,
     pub limit: u64,
+    /// The time the states are judged at: a timed lockout that ended before it no longer
+    /// counts as locked.
+    pub at: userd_domain::Timestamp,
 }
 
 #[derive(Clone, Debug, PartialEq)]

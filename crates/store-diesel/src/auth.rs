@@ -51,10 +51,16 @@ fn corrupt(user_id: &str) -> impl Fn(userd_domain::values::InvalidValue) -> Stor
     move |e| StoreError::corrupt(format!("a membership of user {user_id:?}"), Box::new(e))
 }
 
-/// The users whose credentials work, as [`userd_domain::user::User::may_authenticate`]
-/// decides: the stored state is the reported state, computed by the domain.
-pub(crate) fn may_authenticate() -> diesel::dsl::Eq<users::state, &'static str> {
-    users::state.eq(UserState::Active.as_str())
+/// The users whose credentials work at `now` (unix microseconds), as
+/// [`userd_domain::user::User::may_authenticate_at`] decides: the stored state, computed
+/// by the domain, or a timed lockout that has run out since.
+#[diesel::dsl::auto_type]
+pub(crate) fn may_authenticate_at(now: i64) -> _ {
+    let active: &'static str = UserState::Active.as_str();
+    let locked: &'static str = UserState::Locked.as_str();
+    users::state
+        .eq(active)
+        .or(users::state.eq(locked).and(users::locked_until_us.le(now)))
 }
 
 type TokenRow = (
@@ -93,7 +99,7 @@ impl Authenticator for Database {
                         .is_null()
                         .or(personal_access_tokens::expires_at_us.gt(now)),
                 )
-                .filter(may_authenticate())
+                .filter(may_authenticate_at(now))
                 .select((
                     users::id,
                     users::org_id,

@@ -1,12 +1,13 @@
 use async_trait::async_trait;
 use diesel::prelude::*;
+use userd_domain::Timestamp;
 use userd_domain::authz::{Role, RoleSet};
 use userd_domain::values::{OrgId, UserId};
 use userd_ports::bootstrap::{BootstrapPlan, BootstrapStore};
 use userd_ports::error::StoreError;
 use userd_ports::recovery::RecoveryStore;
 
-use crate::auth::{format_roles, may_authenticate};
+use crate::auth::{format_roles, may_authenticate_at};
 use crate::connection::{Database, DbConnection, write_transaction};
 use crate::errors::store_error;
 use crate::schema::{instance, instance_members, organizations, personal_access_tokens, users};
@@ -120,15 +121,16 @@ fn bootstrap(conn: &mut DbConnection, plan: &BootstrapPlan) -> Result<bool, Stor
 
 #[async_trait]
 impl RecoveryStore for Database {
-    async fn usable_instance_owner(&self) -> Result<Option<UserId>, StoreError> {
+    async fn usable_instance_owner(&self, now: Timestamp) -> Result<Option<UserId>, StoreError> {
+        let now = now.unix_micros();
         let found: Option<String> = self
-            .run(|conn| {
+            .run(move |conn| {
                 instance_members::table
                     .inner_join(users::table)
                     // Role lists are comma-separated names; no other role name contains
                     // this one.
                     .filter(instance_members::roles.like("%IAM_OWNER%"))
-                    .filter(may_authenticate())
+                    .filter(may_authenticate_at(now))
                     .order((users::created_at_us, users::id))
                     .select(users::id)
                     .first(conn)

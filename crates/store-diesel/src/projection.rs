@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use diesel::prelude::*;
 use userd_domain::Timestamp;
+use userd_domain::password::{Lock, LockCause, Password, PasswordHash};
 use userd_domain::user::{
     Contact, EmailContact, Lifecycle, PhoneContact, User, UserEvent, UsernameEntry,
 };
@@ -45,6 +46,12 @@ pub struct ProjectionRow {
     pub created_at_us: i64,
     pub changed_at_us: i64,
     pub sequence: i64,
+    pub lock_cause: Option<String>,
+    pub locked_until_us: Option<i64>,
+    pub password_hash: Option<String>,
+    pub password_changed_at_us: Option<i64>,
+    pub password_change_required: bool,
+    pub failed_password_checks: i64,
 }
 
 fn to_i64(sequence: u64) -> i64 {
@@ -60,6 +67,7 @@ impl ProjectionRow {
     pub fn of(user: &User) -> Result<ProjectionRow, StoreError> {
         let email = user.contact.email.as_ref();
         let phone = user.contact.phone.as_ref();
+        let password = user.password.as_ref();
         Ok(ProjectionRow {
             id: user.id.to_string(),
             id_key: user.id.as_str().to_lowercase(),
@@ -78,11 +86,20 @@ impl ProjectionRow {
                 Lifecycle::Deleted => "DELETED",
             }
             .to_owned(),
-            locked: user.locked,
+            locked: user.lock.is_some(),
             state: user.state().as_str().to_owned(),
             created_at_us: user.created.unix_micros(),
             changed_at_us: user.changed.unix_micros(),
             sequence: to_i64(user.sequence),
+            lock_cause: user.lock.map(|lock| lock.cause.as_str().to_owned()),
+            locked_until_us: user
+                .lock
+                .and_then(|lock| lock.until)
+                .map(Timestamp::unix_micros),
+            password_hash: password.map(|p| p.hash.encoded().to_owned()),
+            password_changed_at_us: password.map(|p| p.changed.unix_micros()),
+            password_change_required: password.is_some_and(|p| p.change_required),
+            failed_password_checks: i64::from(user.failed_password_checks),
         })
     }
 
@@ -127,7 +144,25 @@ impl ProjectionRow {
                 "INACTIVE" => Lifecycle::Inactive,
                 other => return Err(corrupt(format!("unknown lifecycle {other:?}").into())),
             },
-            locked: self.locked,
+            lock: match (self.locked, self.lock_cause.as_deref()) {
+                (false, _) => None,
+                (true, cause) => Some(Lock {
+                    cause: cause.and_then(LockCause::parse).ok_or_else(|| {
+                        corrupt(format!("a lock without a known cause: {cause:?}").into())
+                    })?,
+                    until: self.locked_until_us.map(Timestamp::from_unix_micros),
+                }),
+            },
+            password: match (self.password_hash, self.password_changed_at_us) {
+                (None, _) => None,
+                (Some(hash), changed) => Some(Password {
+                    hash: PasswordHash::new(hash),
+                    changed: Timestamp::from_unix_micros(changed.unwrap_or(self.changed_at_us)),
+                    change_required: self.password_change_required,
+                }),
+            },
+            failed_password_checks: u32::try_from(self.failed_password_checks)
+                .map_err(|e| corrupt(Box::new(e)))?,
             created: Timestamp::from_unix_micros(self.created_at_us),
             changed: Timestamp::from_unix_micros(self.changed_at_us),
             sequence: u64::try_from(self.sequence).map_err(|e| corrupt(Box::new(e)))?,

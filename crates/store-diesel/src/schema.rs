@@ -48,6 +48,12 @@ diesel::table! {
         created_at_us -> BigInt,
         changed_at_us -> BigInt,
         sequence -> BigInt,
+        lock_cause -> Nullable<Text>,
+        locked_until_us -> Nullable<BigInt>,
+        password_hash -> Nullable<Text>,
+        password_changed_at_us -> Nullable<BigInt>,
+        password_change_required -> Bool,
+        failed_password_checks -> BigInt,
     }
 }
 

@@ -15,6 +15,7 @@ use diesel::expression::AsExpression;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Bool, Integer, Nullable, Text};
+use userd_domain::user::UserState;
 use userd_domain::values::username_key;
 use userd_ports::error::StoreError;
 use userd_ports::search::{
@@ -144,7 +145,33 @@ fn constant(value: bool) -> Condition<users::table> {
     Box::new(AsExpression::<Bool>::as_expression(value).nullable())
 }
 
-fn condition(filter: &Filter) -> Condition<users::table> {
+/// Users in `state` at `at` (unix microseconds): a timed lockout that ran out still has
+/// its row at LOCKED until the expiry is acted on, yet reads ACTIVE, as GetUser shows it.
+fn state_condition(state: UserState, at: i64) -> Condition<users::table> {
+    let recorded = |state: UserState| users::state.eq(state.as_str());
+    match state {
+        UserState::Active => Box::new(
+            recorded(UserState::Active)
+                // Spelled out NULL-safe, so that NOT of it is exact too.
+                .or(recorded(UserState::Locked)
+                    .and(users::locked_until_us.is_not_null())
+                    .and(users::locked_until_us.le(at)))
+                .nullable(),
+        ),
+        UserState::Locked => Box::new(
+            recorded(UserState::Locked)
+                .and(
+                    users::locked_until_us
+                        .is_null()
+                        .or(users::locked_until_us.gt(at)),
+                )
+                .nullable(),
+        ),
+        other => Box::new(recorded(other).nullable()),
+    }
+}
+
+fn condition(filter: &Filter, at: i64) -> Condition<users::table> {
     match filter {
         Filter::UserId(text) => text_condition!(users::table, users::id, users::id_key, text),
         // Organization ids are server-made decimals: lowercasing changes nothing.
@@ -154,7 +181,7 @@ fn condition(filter: &Filter) -> Condition<users::table> {
         Filter::Email(text) => nullable_text_condition!(users::email, users::email_key, text),
         // Phone numbers are digits: lowercasing changes nothing.
         Filter::Phone(text) => nullable_text_condition!(users::phone, users::phone, text),
-        Filter::State(state) => Box::new(users::state.eq(state.as_str()).nullable()),
+        Filter::State(state) => state_condition(*state, at),
         Filter::SchemaId(id) => Box::new(
             users::schema_id
                 .is_not_null()
@@ -166,21 +193,23 @@ fn condition(filter: &Filter) -> Condition<users::table> {
         } => username_condition(text, *organization_specific),
         Filter::And(children) => children
             .iter()
-            .map(condition)
+            .map(|child| condition(child, at))
             .reduce(|all, next| Box::new(all.and(next)))
             .unwrap_or_else(|| constant(true)),
         Filter::Or(children) => children
             .iter()
-            .map(condition)
+            .map(|child| condition(child, at))
             .reduce(|any, next| Box::new(any.or(next)))
             .unwrap_or_else(|| constant(false)),
-        Filter::Not(child) => Box::new(not(condition(child))),
+        Filter::Not(child) => Box::new(not(condition(child, at))),
     }
 }
 
 /// Every condition of a query: the filter and the caller's scope.
 fn matching(query: &UserQuery) -> users::BoxedQuery<'static, MultiBackend> {
-    let mut selected = users::table.into_boxed().filter(condition(&query.filter));
+    let mut selected = users::table
+        .into_boxed()
+        .filter(condition(&query.filter, query.at.unix_micros()));
     if let ReadScope::Organizations(orgs) = &query.scope {
         let orgs: Vec<String> = orgs.iter().map(ToString::to_string).collect();
         selected = selected.filter(users::org_id.eq_any(orgs));

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use userd_domain::Timestamp;
 use userd_domain::authz::{Grants, Permission, PermissionSet};
+use userd_domain::password::{Lock, LockCause, PasswordHash, UnlockCause};
 use userd_domain::user::{
     Contact, EmailContact, PhoneContact, UserChange, UserCreated, UserPatch, UsernameEntry,
 };
@@ -101,12 +103,47 @@ pub(crate) fn stored_event_type(change: &UserChange) -> &'static str {
     match change {
         UserChange::Created(_) => "user.created",
         UserChange::Updated(_) => "user.updated",
-        UserChange::Locked => "user.locked",
-        UserChange::Unlocked => "user.unlocked",
+        UserChange::Locked(_) => "user.locked",
+        UserChange::Unlocked(_) => "user.unlocked",
         UserChange::Deactivated => "user.deactivated",
         UserChange::Activated => "user.activated",
         UserChange::Deleted => "user.deleted",
+        UserChange::PasswordSet { .. } => "user.password.set",
+        UserChange::PasswordRemoved => "user.password.removed",
+        UserChange::PasswordCheckFailed { .. } => "user.password.check.failed",
+        UserChange::PasswordCheckSucceeded => "user.password.check.succeeded",
     }
+}
+
+/// `user.locked`. Events written before lockouts existed carry `{}`: an admin lock.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StoredLockV1 {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cause: Option<String>,
+    /// RFC 3339, microseconds exact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    until: Option<String>,
+}
+
+/// `user.unlocked`. Older events carry `{}`: an unlock by an administrator.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StoredUnlockV1 {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cause: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredPasswordSetV1 {
+    hash: String,
+    #[serde(default)]
+    change_required: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredCheckFailedV1 {
+    failed_checks: u32,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -242,7 +279,28 @@ pub(crate) fn encode_change(change: &UserChange) -> Result<String, StoreError> {
             email: patch.email.as_ref().map(stored_email),
             phone: patch.phone.as_ref().map(stored_phone),
         }),
-        _ => Ok("{}".to_owned()),
+        UserChange::Locked(lock) => encode(&StoredLockV1 {
+            cause: Some(lock.cause.as_str().to_owned()),
+            until: lock.until.map(Timestamp::to_rfc3339),
+        }),
+        UserChange::Unlocked(cause) => encode(&StoredUnlockV1 {
+            cause: Some(cause.as_str().to_owned()),
+        }),
+        UserChange::PasswordSet {
+            hash,
+            change_required,
+        } => encode(&StoredPasswordSetV1 {
+            hash: hash.encoded().to_owned(),
+            change_required: *change_required,
+        }),
+        UserChange::PasswordCheckFailed { failed_checks } => encode(&StoredCheckFailedV1 {
+            failed_checks: *failed_checks,
+        }),
+        UserChange::Deactivated
+        | UserChange::Activated
+        | UserChange::Deleted
+        | UserChange::PasswordRemoved
+        | UserChange::PasswordCheckSucceeded => Ok("{}".to_owned()),
     }
 }
 
@@ -286,11 +344,48 @@ pub(crate) fn decode_change(event_type: &str, payload: &str) -> Result<UserChang
             .map_err(|e| corrupt(boxed(e)))?;
             UserChange::Updated(Box::new(patch))
         }
-        "user.locked" => UserChange::Locked,
-        "user.unlocked" => UserChange::Unlocked,
+        "user.locked" => {
+            let stored: StoredLockV1 = parse(payload).map_err(|e| corrupt(Box::new(e)))?;
+            let cause = match stored.cause.as_deref() {
+                None => LockCause::Admin,
+                Some(name) => LockCause::parse(name)
+                    .ok_or_else(|| corrupt(format!("unknown lock cause {name:?}").into()))?,
+            };
+            let until = match stored.until.as_deref() {
+                None => None,
+                Some(text) => Some(
+                    Timestamp::parse_rfc3339(text)
+                        .ok_or_else(|| corrupt(format!("not a time: {text:?}").into()))?,
+                ),
+            };
+            UserChange::Locked(Lock { cause, until })
+        }
+        "user.unlocked" => {
+            let stored: StoredUnlockV1 = parse(payload).map_err(|e| corrupt(Box::new(e)))?;
+            UserChange::Unlocked(match stored.cause.as_deref() {
+                None => UnlockCause::Admin,
+                Some(name) => UnlockCause::parse(name)
+                    .ok_or_else(|| corrupt(format!("unknown unlock cause {name:?}").into()))?,
+            })
+        }
         "user.deactivated" => UserChange::Deactivated,
         "user.activated" => UserChange::Activated,
         "user.deleted" => UserChange::Deleted,
+        "user.password.set" => {
+            let stored: StoredPasswordSetV1 = parse(payload).map_err(|e| corrupt(Box::new(e)))?;
+            UserChange::PasswordSet {
+                hash: PasswordHash::new(stored.hash),
+                change_required: stored.change_required,
+            }
+        }
+        "user.password.removed" => UserChange::PasswordRemoved,
+        "user.password.check.failed" => {
+            let stored: StoredCheckFailedV1 = parse(payload).map_err(|e| corrupt(Box::new(e)))?;
+            UserChange::PasswordCheckFailed {
+                failed_checks: stored.failed_checks,
+            }
+        }
+        "user.password.check.succeeded" => UserChange::PasswordCheckSucceeded,
         other => {
             return Err(StoreError::corrupt(
                 "an event",
@@ -352,6 +447,47 @@ mod tests {
         assert_eq!(again, change);
         assert_eq!(stored_event_type(&change), "user.created");
         assert!(decode_change("user.renamed", "{}").is_err());
+        assert!(decode_change("user.locked", r#"{"cause":"root"}"#).is_err());
         assert!(decode_change("user.updated", r#"{"email":{"address":"no"}}"#).is_err());
+    }
+
+    #[test]
+    fn locks_written_before_lockouts_read_as_admin_locks() {
+        assert_eq!(
+            decode_change("user.locked", "{}").unwrap(),
+            UserChange::Locked(Lock::ADMIN)
+        );
+        assert_eq!(
+            decode_change("user.unlocked", "{}").unwrap(),
+            UserChange::Unlocked(UnlockCause::Admin)
+        );
+    }
+
+    #[test]
+    fn password_and_lockout_events_round_trip() {
+        let changes = [
+            UserChange::Locked(Lock {
+                cause: LockCause::Lockout,
+                until: Some(Timestamp::from_unix_micros(1_732_292_825_645_001)),
+            }),
+            UserChange::Locked(Lock {
+                cause: LockCause::Lockout,
+                until: None,
+            }),
+            UserChange::Unlocked(UnlockCause::LockoutExpired),
+            UserChange::PasswordSet {
+                hash: PasswordHash::new("$2b$04$abcdefghijklmnopqrstuu"),
+                change_required: true,
+            },
+            UserChange::PasswordRemoved,
+            UserChange::PasswordCheckFailed { failed_checks: 4 },
+            UserChange::PasswordCheckSucceeded,
+        ];
+        for change in changes {
+            let payload = encode_change(&change).unwrap();
+            let event_type = stored_event_type(&change);
+            assert_eq!(event_type, change.event_type());
+            assert_eq!(decode_change(event_type, &payload).unwrap(), change);
+        }
     }
 }

@@ -23,7 +23,7 @@ use crate::schema::{events, usernames, users};
 #[derive(Debug, Default)]
 pub(crate) struct AppendedEvents([AtomicU64; EVENT_TYPES.len()]);
 
-const EVENT_TYPES: [&str; 7] = UserChange::TYPES;
+const EVENT_TYPES: [&str; UserChange::TYPES.len()] = UserChange::TYPES;
 
 impl AppendedEvents {
     pub(crate) fn count(&self, event_type: &str) {
@@ -41,9 +41,13 @@ impl AppendedEvents {
     }
 }
 
-/// Everything one accepted command writes.
+/// Everything one accepted command writes: usually one event, a few for a password
+/// check (see [`UserRepository::append_all`]).
 pub(crate) struct UserWrite {
+    /// The first event, which the fast paths write alone.
     event: EventRow,
+    /// Any events after it, in order.
+    more: Vec<EventRow>,
     row: ProjectionRow,
     usernames: Vec<UsernameRow>,
     deleted: bool,
@@ -51,8 +55,20 @@ pub(crate) struct UserWrite {
 
 impl UserWrite {
     pub(crate) fn new(state: &User, event: &UserEvent) -> Result<UserWrite, StoreError> {
+        UserWrite::of_all(state, std::slice::from_ref(event))
+    }
+
+    /// The write of several consecutive events, `state` being where the last one leads.
+    fn of_all(state: &User, events: &[UserEvent]) -> Result<UserWrite, StoreError> {
+        let Some((first, more)) = events.split_first() else {
+            return Err(StoreError::Internal("a write without events".into()));
+        };
         Ok(UserWrite {
-            event: EventRow::of(event, &state.org_id)?,
+            event: EventRow::of(first, &state.org_id)?,
+            more: more
+                .iter()
+                .map(|event| EventRow::of(event, &state.org_id))
+                .collect::<Result<_, _>>()?,
             row: ProjectionRow::of(state)?,
             usernames: username_rows(state),
             deleted: state.is_deleted(),
@@ -62,15 +78,17 @@ impl UserWrite {
     /// Writes inside the caller's transaction, which must hold the write lock.
     pub(crate) fn apply(self, conn: &mut DbConnection) -> Result<(), StoreError> {
         let sequence = self.event.sequence;
-        if let Err(error) = diesel::insert_into(events::table)
-            .values(&self.event)
-            .execute(conn)
-        {
-            return Err(match violated_key(&error) {
-                Some(_) if sequence == 1 => StoreError::UserIdTaken,
-                Some(_) => StoreError::Conflict,
-                None => store_error(error),
-            });
+        for event in std::iter::once(&self.event).chain(&self.more) {
+            if let Err(error) = diesel::insert_into(events::table)
+                .values(event)
+                .execute(conn)
+            {
+                return Err(match violated_key(&error) {
+                    Some(_) if sequence == 1 => StoreError::UserIdTaken,
+                    Some(_) => StoreError::Conflict,
+                    None => store_error(error),
+                });
+            }
         }
 
         if sequence == 1 {
@@ -182,6 +200,12 @@ impl<const DELETE: bool> QueryFragment<Pg> for MoveAndAppend<'_, DELETE> {
                 ", created_at_us = ", BigInt => &row.created_at_us;
                 ", changed_at_us = ", BigInt => &row.changed_at_us;
                 ", sequence = ", BigInt => &row.sequence;
+                ", lock_cause = ", Nullable<Text> => &row.lock_cause;
+                ", locked_until_us = ", Nullable<BigInt> => &row.locked_until_us;
+                ", password_hash = ", Nullable<Text> => &row.password_hash;
+                ", password_changed_at_us = ", Nullable<BigInt> => &row.password_changed_at_us;
+                ", password_change_required = ", Bool => &row.password_change_required;
+                ", failed_password_checks = ", BigInt => &row.failed_password_checks;
                 " WHERE id = ", Text => &row.id;
                 " AND sequence = ", BigInt => &self.previous;
                 " RETURNING id) ";
@@ -244,7 +268,9 @@ impl QueryFragment<Pg> for CreateAndAppend<'_> {
              WHERE NOT c.specific OR NOT u.organization_specific OR u.org_id = ", Text => &row.org_id;
             " LIMIT 1), created AS (INSERT INTO users (id, id_key, org_id, schema_id, data, \
              email, email_key, email_verified, phone, phone_verified, usernames, lifecycle, \
-             locked, state, created_at_us, changed_at_us, sequence) SELECT ", Text => &row.id;
+             locked, state, created_at_us, changed_at_us, sequence, lock_cause, \
+             locked_until_us, password_hash, password_changed_at_us, \
+             password_change_required, failed_password_checks) SELECT ", Text => &row.id;
             ", ", Text => &row.id_key;
             ", ", Text => &row.org_id;
             ", ", Nullable<Text> => &row.schema_id;
@@ -261,6 +287,12 @@ impl QueryFragment<Pg> for CreateAndAppend<'_> {
             ", ", BigInt => &row.created_at_us;
             ", ", BigInt => &row.changed_at_us;
             ", ", BigInt => &row.sequence;
+            ", ", Nullable<Text> => &row.lock_cause;
+            ", ", Nullable<BigInt> => &row.locked_until_us;
+            ", ", Nullable<Text> => &row.password_hash;
+            ", ", Nullable<BigInt> => &row.password_changed_at_us;
+            ", ", Bool => &row.password_change_required;
+            ", ", BigInt => &row.failed_password_checks;
             " WHERE NOT EXISTS (SELECT 1 FROM taken) RETURNING id, org_id), \
              names AS (INSERT INTO usernames (id, user_id, org_id, \
              username, username_key, organization_specific) SELECT n.id, created.id, \
@@ -284,6 +316,8 @@ impl UserWrite {
     /// transaction.
     fn commit(self, conn: &mut DbConnection) -> Result<(), StoreError> {
         match conn {
+            // Several events: the plain transaction, rare enough (password checks).
+            _ if !self.more.is_empty() => write_transaction(conn, |conn| self.apply(conn)),
             DbConnection::Postgres(pg) if self.event.sequence > 1 => {
                 self.apply_in_one_statement(pg)
             }
@@ -464,6 +498,15 @@ impl UserRepository for Database {
         let write = UserWrite::new(state, event)?;
         self.run(move |conn| write.commit(conn)).await?;
         self.appended.count(event.change.event_type());
+        Ok(())
+    }
+
+    async fn append_all(&self, state: &User, events: &[UserEvent]) -> Result<(), StoreError> {
+        let write = UserWrite::of_all(state, events)?;
+        self.run(move |conn| write.commit(conn)).await?;
+        for event in events {
+            self.appended.count(event.change.event_type());
+        }
         Ok(())
     }
 

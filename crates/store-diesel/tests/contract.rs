@@ -55,6 +55,7 @@ on_both_backends!(
     tokens_expire_and_are_revoked,
     a_caller_carries_all_its_roles,
     the_instance_id_is_recorded_once,
+    password_checks_write_their_events_at_once_and_a_timed_lockout_ends_on_time,
 );
 
 struct Fixture {
@@ -288,7 +289,7 @@ async fn a_stale_sequence_conflicts_and_writes_nothing(db: TestDatabase) {
     ));
     assert_eq!(f.db.user_events(&user.id).await.unwrap().len(), 2);
     let current = f.db.find(&user.id).await.unwrap().unwrap();
-    assert!(current.locked && current.lifecycle == userd_domain::user::Lifecycle::Active);
+    assert!(current.lock.is_some() && current.lifecycle == userd_domain::user::Lifecycle::Active);
 }
 
 async fn an_id_is_never_created_twice(db: TestDatabase) {
@@ -545,7 +546,7 @@ async fn thirty_two_concurrent_locks_append_exactly_one_event(db: TestDatabase) 
     let events = f.db.user_events(&user.id).await.unwrap();
     let locks = events
         .iter()
-        .filter(|e| e.change == UserChange::Locked)
+        .filter(|e| matches!(e.change, UserChange::Locked(_)))
         .count();
     assert_eq!(locks, 1);
 }
@@ -879,4 +880,104 @@ async fn the_instance_id_is_recorded_once(db: TestDatabase) {
     let f = Fixture::new(db).await;
     assert_eq!(f.db.instance_id("first").await.unwrap(), "first");
     assert_eq!(f.db.instance_id("second").await.unwrap(), "first");
+}
+
+async fn password_checks_write_their_events_at_once_and_a_timed_lockout_ends_on_time(
+    db: TestDatabase,
+) {
+    use userd_domain::password::{LockCause, LockoutPolicy, PasswordHash, Verified};
+    use userd_domain::user::UserState;
+    use userd_ports::search::{Filter, ReadScope, SortColumn, UserQuery};
+
+    let f = Fixture::new(db).await;
+    let user = f.create("u1", &f.org, &[]).await.unwrap();
+    let hash = PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo");
+    let mut user = f
+        .run(
+            &user,
+            Command::SetPassword {
+                hash: hash.clone(),
+                change_required: true,
+            },
+        )
+        .await;
+    let policy = LockoutPolicy {
+        max_password_attempts: 2,
+        lockout_duration: Some(std::time::Duration::from_secs(60)),
+    };
+    let wrong = Verified {
+        hash: &hash,
+        matches: false,
+    };
+    let now = SystemClock.now();
+    let first = user
+        .record_password_check(wrong, &policy, now, None)
+        .unwrap();
+    f.db.append_all(&first.next, &first.events).await.unwrap();
+    let second = first
+        .next
+        .record_password_check(wrong, &policy, now, None)
+        .unwrap();
+    assert_eq!(second.events.len(), 2, "the failure and the lock");
+    // A writer that started from the older state loses, and writes none of its events.
+    let stale = first
+        .next
+        .record_password_check(wrong, &policy, now, None)
+        .unwrap();
+    f.db.append_all(&second.next, &second.events).await.unwrap();
+    assert!(matches!(
+        f.db.append_all(&stale.next, &stale.events).await,
+        Err(StoreError::Conflict)
+    ));
+    user = second.next;
+
+    let stored = f.db.find(&user.id).await.unwrap().unwrap();
+    assert_eq!(stored, user);
+    let lock = stored.lock.unwrap();
+    assert_eq!(lock.cause, LockCause::Lockout);
+    assert_eq!(stored.failed_password_checks, 2);
+    assert_eq!(stored.password.as_ref().map(|p| &p.hash), Some(&hash));
+    let types: Vec<&str> =
+        f.db.user_events(&user.id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.change.event_type())
+            .collect();
+    assert_eq!(
+        types,
+        [
+            "user.created",
+            "user.password.set",
+            "user.password.check.failed",
+            "user.password.check.failed",
+            "user.locked"
+        ]
+    );
+
+    let until = lock.until.unwrap();
+    let found = |state: UserState, at: Timestamp| {
+        let query = UserQuery {
+            filter: Filter::State(state),
+            scope: ReadScope::Everything,
+            sort: SortColumn::Id,
+            descending: false,
+            offset: 0,
+            limit: 10,
+            at,
+        };
+        let db = f.db.clone();
+        async move {
+            let page = db.search(&query).await.unwrap();
+            page.users.iter().any(|u| u.id.as_str() == "u1")
+        }
+    };
+    let just_before = Timestamp::from_unix_micros(until.unix_micros() - 1);
+    assert!(found(UserState::Locked, just_before).await);
+    assert!(!found(UserState::Active, just_before).await);
+    assert!(!found(UserState::Locked, until).await, "the lockout ended");
+    assert!(found(UserState::Active, until).await);
+
+    let drift = f.db.verify_projection().await.unwrap();
+    assert!(drift.is_clean(), "{drift:?}");
 }

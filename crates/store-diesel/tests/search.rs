@@ -241,7 +241,7 @@ fn model_matches(filter: &Filter, user: &User) -> bool {
                 && organization_specific.is_none_or(|s| s == u.organization_specific)
         }),
         Filter::State(state) => {
-            let reported = match (user.lifecycle, user.locked) {
+            let reported = match (user.lifecycle, user.lock.is_some()) {
                 (Lifecycle::Inactive, _) => UserState::Inactive,
                 (Lifecycle::Active, true) => UserState::Locked,
                 (Lifecycle::Active, false) => UserState::Active,
@@ -297,6 +297,7 @@ impl World {
             descending: false,
             offset: 0,
             limit: 1000,
+            at: Timestamp::UNIX_EPOCH,
         }
     }
 
@@ -470,6 +471,7 @@ fn any_query(orgs: [OrgId; 2]) -> impl Strategy<Value = UserQuery> {
                 descending,
                 offset,
                 limit,
+                at: Timestamp::UNIX_EPOCH,
             },
         )
 }
@@ -611,6 +613,7 @@ async fn prefix_searches_use_an_index(db: TestDatabase) {
             descending: false,
             offset: 0,
             limit: 100,
+            at: Timestamp::UNIX_EPOCH,
         };
         let plan = w.db.explain_search(&query).await.unwrap().join("\n");
         match backend {

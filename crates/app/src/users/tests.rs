@@ -236,11 +236,11 @@ async fn load_then_authorize_then_guard_then_write() {
         .users
         .expect_append()
         .withf(|state, event| {
-            event.change == UserChange::Locked
+            event.change == UserChange::Locked(userd_domain::password::Lock::ADMIN)
                 && event.sequence == 2
                 && event.actor == Some(user_id("caller"))
                 && event.at == Timestamp::from_unix_micros(NOW)
-                && state.locked
+                && state.lock.is_some()
                 && state.sequence == 2
         })
         .times(1)

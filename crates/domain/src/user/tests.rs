@@ -2,6 +2,7 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
+use crate::password::{Lock, UnlockCause};
 use crate::values::Email;
 
 fn at(micros: i64) -> Timestamp {
@@ -45,7 +46,7 @@ fn only_an_active_unlocked_user_may_authenticate() {
 fn creation_makes_an_active_unlocked_user_at_sequence_one() {
     let (user, event) = new_user();
     assert_eq!(user.state(), UserState::Active);
-    assert!(!user.locked);
+    assert!(user.lock.is_none());
     assert_eq!((user.sequence, event.sequence), (1, 1));
     assert_eq!(event.change.event_type(), "user.created");
     assert_eq!(user.created, user.changed);
@@ -55,11 +56,11 @@ fn creation_makes_an_active_unlocked_user_at_sequence_one() {
 fn unlock_of_a_locked_user_appends_user_unlocked() {
     let (user, _) = new_user();
     let (locked, lock_event) = run(&user, Command::Lock).unwrap().unwrap();
-    assert_eq!(lock_event.change, UserChange::Locked);
+    assert_eq!(lock_event.change, UserChange::Locked(Lock::ADMIN));
     assert_eq!(locked.state(), UserState::Locked);
 
     let (unlocked, event) = run(&locked, Command::Unlock).unwrap().unwrap();
-    assert_eq!(event.change, UserChange::Unlocked);
+    assert_eq!(event.change, UserChange::Unlocked(UnlockCause::Admin));
     assert_eq!(event.sequence, 3);
     assert_eq!(unlocked.state(), UserState::Active);
 }
@@ -266,7 +267,9 @@ proptest! {
                                 Command::Deactivate => lifecycle = Lifecycle::Inactive,
                                 Command::Activate => lifecycle = Lifecycle::Active,
                                 Command::Delete => lifecycle = Lifecycle::Deleted,
-                                Command::Patch(_) => {}
+                                Command::Patch(_)
+                                | Command::SetPassword { .. }
+                                | Command::RemovePassword => {}
                             }
                             log.push(event);
                             user = next;
@@ -275,7 +278,7 @@ proptest! {
                 }
             }
 
-            prop_assert_eq!((user.lifecycle, user.locked), (lifecycle, locked));
+            prop_assert_eq!((user.lifecycle, user.lock.is_some()), (lifecycle, locked));
             let reported = match (lifecycle, locked) {
                 (Lifecycle::Deleted, _) => UserState::Deleted,
                 (Lifecycle::Inactive, _) => UserState::Inactive,
