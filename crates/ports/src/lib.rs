@@ -5,7 +5,8 @@
 //!   [`admin::AdminService`], with their errors ([`error::ServiceError`]).
 //! - Driven ports, implemented by storage and other adapters: [`repository`] (users,
 //!   memberships, tokens, organizations, the event log, health), [`clock::Clock`],
-//!   [`ids::IdGenerator`], [`bootstrap::BootstrapStore`], [`recovery::RecoveryStore`].
+//!   [`ids::IdGenerator`], [`bootstrap::BootstrapStore`], [`recovery::RecoveryStore`],
+//!   [`passwords::PasswordHasher`].
 //!
 //! The use cases that implement the driving ports with the driven ones live in the
 //! `userd-app` crate.
@@ -15,6 +16,7 @@ pub mod bootstrap;
 pub mod clock;
 pub mod error;
 pub mod ids;
+pub mod passwords;
 pub mod recovery;
 pub mod repository;
 pub mod search;
