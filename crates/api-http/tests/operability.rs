@@ -170,7 +170,7 @@ fn the_document_has_the_error_body_the_security_scheme_and_enums_by_name() {
     let states = schemas["UserState"]["enum"].as_array().unwrap();
     assert!(states.contains(&Value::from("USER_STATE_LOCKED")));
     let roles = schemas["RoleName"]["enum"].as_array().unwrap();
-    assert_eq!(roles.len(), 5);
+    assert_eq!(roles.len(), 6);
     let unlock = &document["paths"]["/resources/v3alpha/users/{id}/_unlock"]["post"];
     assert_eq!(unlock["security"][0]["bearer"], Value::Array(Vec::new()));
     assert!(unlock["responses"]["200"].is_object() && unlock["responses"]["default"].is_object());

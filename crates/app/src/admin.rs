@@ -67,7 +67,7 @@ impl UseCases {
     }
 
     /// An organization the caller has a role in (or on the instance), that exists.
-    async fn visible_organization(
+    pub(crate) async fn visible_organization(
         &self,
         caller: &Caller,
         org: &OrgId,

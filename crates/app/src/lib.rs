@@ -6,6 +6,7 @@
 //! Where things are decided:
 //! - [`users`]: reading, creating, changing and searching users (lock, unlock, ...);
 //! - [`admin`]: organizations, members and tokens;
+//! - [`login`]: passwords, password checks and lockout, sessions, login settings;
 //! - [`access`]: the authorization steps every use case shares;
 //! - the rules themselves (the state machine, who covers whom) live in `userd-domain`.
 
@@ -13,10 +14,13 @@ use std::sync::Arc;
 
 use userd_ports::clock::Clock;
 use userd_ports::ids::IdGenerator;
+use userd_ports::passwords::PasswordHasher;
 use userd_ports::repository::{
     Authenticator, HealthProbe, MembershipRepository, OrganizationRepository, TokenRepository,
     UserRepository,
 };
+use userd_ports::sessions::SessionRepository;
+use userd_ports::settings::SettingsRepository;
 
 pub mod access;
 pub mod admin;
@@ -25,6 +29,7 @@ pub mod bootstrap;
 pub mod clock;
 mod fresh_ids;
 pub mod ids;
+pub mod login;
 pub mod recovery;
 pub mod tokens;
 pub mod users;
@@ -40,6 +45,9 @@ pub struct Ports {
     pub health: Arc<dyn HealthProbe>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGenerator>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub settings: Arc<dyn SettingsRepository>,
+    pub sessions: Arc<dyn SessionRepository>,
     /// The id of this userd instance, the owner of organizations.
     pub instance_id: String,
 }

@@ -24,9 +24,14 @@ pub struct NoRandomness(#[source] getrandom::Error);
 
 /// A fresh token and its hash.
 pub fn generate_token() -> Result<(TokenSecret, TokenHash), NoRandomness> {
+    generate_secret(TOKEN_PREFIX)
+}
+
+/// A fresh secret of 256 random bits after `prefix`, and its hash.
+pub fn generate_secret(prefix: &str) -> Result<(TokenSecret, TokenHash), NoRandomness> {
     let mut bytes = [0u8; TOKEN_RANDOM_BYTES];
     getrandom::fill(&mut bytes).map_err(NoRandomness)?;
-    let secret = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+    let secret = format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes));
     let hash = hash_token(&secret);
     Ok((TokenSecret::new(secret), hash))
 }

@@ -22,16 +22,25 @@ pub enum Permission {
     TokenWrite,
     /// Create organizations and manage instance members.
     InstanceWrite,
+    /// Read login sessions.
+    SessionRead,
+    /// Create, check and end login sessions: what a login front end does.
+    SessionWrite,
+    /// Change login settings (lockout, password complexity).
+    SettingsWrite,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 6] = [
+    pub const ALL: [Permission; 9] = [
         Permission::UserRead,
         Permission::UserWrite,
         Permission::UserDelete,
         Permission::MemberWrite,
         Permission::TokenWrite,
         Permission::InstanceWrite,
+        Permission::SessionRead,
+        Permission::SessionWrite,
+        Permission::SettingsWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,11 +51,14 @@ impl Permission {
             Permission::MemberWrite => "org.member.write",
             Permission::TokenWrite => "user.token.write",
             Permission::InstanceWrite => "instance.write",
+            Permission::SessionRead => "session.read",
+            Permission::SessionWrite => "session.write",
+            Permission::SettingsWrite => "settings.write",
         }
     }
 
-    const fn bit(self) -> u8 {
-        1 << self as u8
+    const fn bit(self) -> u16 {
+        1 << self as u16
     }
 }
 
@@ -69,15 +81,18 @@ pub enum Role {
     OrgOwner,
     OrgUserManager,
     OrgUserViewer,
+    /// A login front end: reads users and runs their sessions (password checks).
+    IamLoginClient,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::IamOwner,
         Role::IamUserManager,
         Role::OrgOwner,
         Role::OrgUserManager,
         Role::OrgUserViewer,
+        Role::IamLoginClient,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -87,6 +102,7 @@ impl Role {
             Role::OrgOwner => "ORG_OWNER",
             Role::OrgUserManager => "ORG_USER_MANAGER",
             Role::OrgUserViewer => "ORG_USER_VIEWER",
+            Role::IamLoginClient => "IAM_LOGIN_CLIENT",
         }
     }
 
@@ -96,7 +112,7 @@ impl Role {
 
     pub fn scope(self) -> RoleScope {
         match self {
-            Role::IamOwner | Role::IamUserManager => RoleScope::Instance,
+            Role::IamOwner | Role::IamUserManager | Role::IamLoginClient => RoleScope::Instance,
             Role::OrgOwner | Role::OrgUserManager | Role::OrgUserViewer => RoleScope::Organization,
         }
     }
@@ -108,10 +124,16 @@ impl Role {
             Role::IamUserManager | Role::OrgUserManager => {
                 PermissionSet::of(&[UserRead, UserWrite, UserDelete])
             }
-            Role::OrgOwner => {
-                PermissionSet::of(&[UserRead, UserWrite, UserDelete, MemberWrite, TokenWrite])
-            }
+            Role::OrgOwner => PermissionSet::of(&[
+                UserRead,
+                UserWrite,
+                UserDelete,
+                MemberWrite,
+                TokenWrite,
+                SettingsWrite,
+            ]),
             Role::OrgUserViewer => PermissionSet::of(&[UserRead]),
+            Role::IamLoginClient => PermissionSet::of(&[UserRead, SessionRead, SessionWrite]),
         }
     }
 }
@@ -123,7 +145,7 @@ impl fmt::Display for Role {
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct PermissionSet(u8);
+pub struct PermissionSet(u16);
 
 impl PermissionSet {
     pub const EMPTY: PermissionSet = PermissionSet(0);
@@ -467,15 +489,23 @@ mod tests {
     #[test]
     fn the_role_table_of_the_contract() {
         use Permission::*;
-        let table: [(Role, &[Permission]); 5] = [
+        let table: [(Role, &[Permission]); 6] = [
             (Role::IamOwner, &Permission::ALL),
             (Role::IamUserManager, &[UserRead, UserWrite, UserDelete]),
             (
                 Role::OrgOwner,
-                &[UserRead, UserWrite, UserDelete, MemberWrite, TokenWrite],
+                &[
+                    UserRead,
+                    UserWrite,
+                    UserDelete,
+                    MemberWrite,
+                    TokenWrite,
+                    SettingsWrite,
+                ],
             ),
             (Role::OrgUserManager, &[UserRead, UserWrite, UserDelete]),
             (Role::OrgUserViewer, &[UserRead]),
+            (Role::IamLoginClient, &[UserRead, SessionRead, SessionWrite]),
         ];
         for (role, granted) in table {
             for permission in Permission::ALL {

@@ -151,7 +151,7 @@ pub enum CheckRefusal {
     #[error("the user is inactive")]
     Inactive,
     /// The hash that was verified is no longer the user's: a concurrent change won.
-    #[error("the password changed during the check")]
+    #[error("invalid credentials")]
     PasswordChanged,
 }
 

@@ -5,6 +5,7 @@
 //! [`ServiceError::Unavailable`], whose client messages never include them.
 
 use userd_domain::authz::Permission;
+use userd_domain::password::CheckRefusal;
 use userd_domain::user::Refusal;
 use userd_domain::values::InvalidValue;
 
@@ -67,6 +68,15 @@ pub enum ServiceError {
     VersionMismatch { user_id: String, current: u64 },
     #[error("the user was changed concurrently too often; retry the request")]
     Aborted { user_id: String },
+    /// A password check that failed. Says nothing about who exists: an unknown user, one
+    /// without a password and a wrong password read alike.
+    #[error("{0}")]
+    Credentials(CheckRefusal),
+    /// A new password breaks the complexity settings; `rule` names which.
+    #[error("the password is too weak: {message}")]
+    PasswordTooWeak { rule: &'static str, message: String },
+    #[error("session not found")]
+    SessionNotFound { session_id: String },
     #[error("the database is unavailable")]
     Unavailable(#[source] Cause),
     #[error("internal error")]
@@ -111,6 +121,14 @@ impl ServiceError {
             }
             ServiceError::Aborted { .. } => ErrorKind::Aborted,
             ServiceError::VersionMismatch { .. } => ErrorKind::FailedPrecondition,
+            ServiceError::Credentials(refusal) => match refusal {
+                CheckRefusal::Locked | CheckRefusal::Inactive => ErrorKind::FailedPrecondition,
+                CheckRefusal::UnknownUser
+                | CheckRefusal::NoPassword
+                | CheckRefusal::PasswordChanged => ErrorKind::InvalidArgument,
+            },
+            ServiceError::PasswordTooWeak { .. } => ErrorKind::InvalidArgument,
+            ServiceError::SessionNotFound { .. } => ErrorKind::NotFound,
             ServiceError::Unavailable(_) => ErrorKind::Unavailable,
             ServiceError::Internal(_) => ErrorKind::Internal,
         }
@@ -132,6 +150,9 @@ impl ServiceError {
             ServiceError::UserAlreadyExists { .. } => "USER_ALREADY_EXISTS",
             ServiceError::Aborted { .. } => "CONCURRENT_MODIFICATION",
             ServiceError::VersionMismatch { .. } => "ETAG_MISMATCH",
+            ServiceError::Credentials(refusal) => refusal.reason(),
+            ServiceError::PasswordTooWeak { .. } => "PASSWORD_TOO_WEAK",
+            ServiceError::SessionNotFound { .. } => "SESSION_NOT_FOUND",
             ServiceError::Unavailable(_) => "DATABASE_UNAVAILABLE",
             ServiceError::Internal(_) => "INTERNAL",
         }
@@ -183,6 +204,10 @@ impl ServiceError {
                 .collect(),
             ServiceError::TokenNotFound { token_id } => {
                 vec![("personalAccessTokenId", token_id.clone())]
+            }
+            ServiceError::PasswordTooWeak { rule, .. } => vec![("rule", (*rule).to_owned())],
+            ServiceError::SessionNotFound { session_id } => {
+                vec![("sessionId", session_id.clone())]
             }
             _ => Vec::new(),
         }

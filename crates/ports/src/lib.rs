@@ -16,11 +16,14 @@ pub mod bootstrap;
 pub mod clock;
 pub mod error;
 pub mod ids;
+pub mod login;
 pub mod passwords;
 pub mod recovery;
 pub mod repository;
 pub mod search;
 pub mod service;
+pub mod sessions;
+pub mod settings;
 pub mod tokens;
 
 pub use error::{ErrorKind, ServiceError};

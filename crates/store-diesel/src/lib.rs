@@ -10,6 +10,7 @@ mod bootstrap;
 mod connection;
 mod data_migrations;
 mod errors;
+mod login;
 mod migrations;
 mod organizations;
 mod projection;

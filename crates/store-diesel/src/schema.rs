@@ -101,6 +101,31 @@ diesel::table! {
 }
 
 diesel::table! {
+    login_settings (scope, kind) {
+        scope -> Text,
+        kind -> Text,
+        value -> Text,
+        created_at_us -> BigInt,
+        changed_at_us -> BigInt,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        user_id -> Text,
+        org_id -> Text,
+        login_name -> Text,
+        token_hash -> Text,
+        created_at_us -> BigInt,
+        changed_at_us -> BigInt,
+        expires_at_us -> Nullable<BigInt>,
+        user_verified_at_us -> BigInt,
+        password_verified_at_us -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
     data_migrations (name) {
         name -> Text,
         applied_at_us -> BigInt,
@@ -112,9 +137,12 @@ diesel::joinable!(personal_access_tokens -> users (user_id));
 diesel::joinable!(users -> organizations (org_id));
 diesel::joinable!(instance_members -> users (user_id));
 diesel::joinable!(org_members -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     instance,
+    sessions,
+    login_settings,
     organizations,
     events,
     users,

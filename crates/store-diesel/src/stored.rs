@@ -14,6 +14,7 @@ use userd_domain::user::{
 };
 use userd_domain::values::{Email, OrgId, Phone, SchemaId, UserData, Username, UsernameId};
 use userd_ports::error::StoreError;
+use userd_ports::settings::{ComplexitySettings, LockoutSettings};
 
 fn encode<T: Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Internal(Box::new(e)))
@@ -28,6 +29,9 @@ fn stored_permission_name(permission: Permission) -> &'static str {
         Permission::MemberWrite => "org.member.write",
         Permission::TokenWrite => "user.token.write",
         Permission::InstanceWrite => "instance.write",
+        Permission::SessionRead => "session.read",
+        Permission::SessionWrite => "session.write",
+        Permission::SettingsWrite => "settings.write",
     }
 }
 
@@ -89,6 +93,89 @@ pub(crate) fn decode_grants(text: &str) -> Result<Grants, StoreError> {
     Ok(Grants {
         instance: set(&stored.instance),
         organizations,
+    })
+}
+
+// --- login settings ----------------------------------------------------------------
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredLockoutV1 {
+    v: u8,
+    max_password_attempts: u64,
+    #[serde(default)]
+    max_otp_attempts: u64,
+    #[serde(default)]
+    lockout_duration_us: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredComplexityV1 {
+    v: u8,
+    min_length: u64,
+    #[serde(default)]
+    requires_uppercase: bool,
+    #[serde(default)]
+    requires_lowercase: bool,
+    #[serde(default)]
+    requires_number: bool,
+    #[serde(default)]
+    requires_symbol: bool,
+}
+
+fn settings_corrupt(kind: &str) -> impl Fn(Box<dyn std::error::Error + Send + Sync>) -> StoreError {
+    let what = format!("the {kind} settings");
+    move |cause| StoreError::corrupt(what.clone(), cause)
+}
+
+pub(crate) fn encode_lockout(settings: &LockoutSettings) -> Result<String, StoreError> {
+    encode(&StoredLockoutV1 {
+        v: 1,
+        max_password_attempts: settings.max_password_attempts,
+        max_otp_attempts: settings.max_otp_attempts,
+        lockout_duration_us: u64::try_from(settings.lockout_duration.as_micros())
+            .unwrap_or(u64::MAX),
+    })
+}
+
+pub(crate) fn decode_lockout(text: &str) -> Result<LockoutSettings, StoreError> {
+    let corrupt = settings_corrupt("lockout");
+    let stored: StoredLockoutV1 = serde_json::from_str(text).map_err(|e| corrupt(Box::new(e)))?;
+    if stored.v != 1 {
+        return Err(corrupt(format!("unknown version {}", stored.v).into()));
+    }
+    Ok(LockoutSettings {
+        max_password_attempts: stored.max_password_attempts,
+        max_otp_attempts: stored.max_otp_attempts,
+        lockout_duration: std::time::Duration::from_micros(stored.lockout_duration_us),
+    })
+}
+
+pub(crate) fn encode_complexity(settings: &ComplexitySettings) -> Result<String, StoreError> {
+    encode(&StoredComplexityV1 {
+        v: 1,
+        min_length: settings.min_length,
+        requires_uppercase: settings.requires_uppercase,
+        requires_lowercase: settings.requires_lowercase,
+        requires_number: settings.requires_number,
+        requires_symbol: settings.requires_symbol,
+    })
+}
+
+pub(crate) fn decode_complexity(text: &str) -> Result<ComplexitySettings, StoreError> {
+    let corrupt = settings_corrupt("password complexity");
+    let stored: StoredComplexityV1 =
+        serde_json::from_str(text).map_err(|e| corrupt(Box::new(e)))?;
+    if stored.v != 1 {
+        return Err(corrupt(format!("unknown version {}", stored.v).into()));
+    }
+    Ok(ComplexitySettings {
+        min_length: stored.min_length,
+        requires_uppercase: stored.requires_uppercase,
+        requires_lowercase: stored.requires_lowercase,
+        requires_number: stored.requires_number,
+        requires_symbol: stored.requires_symbol,
     })
 }
 

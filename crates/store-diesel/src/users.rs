@@ -316,12 +316,18 @@ impl UserWrite {
     /// transaction.
     fn commit(self, conn: &mut DbConnection) -> Result<(), StoreError> {
         match conn {
-            // Several events: the plain transaction, rare enough (password checks).
-            _ if !self.more.is_empty() => write_transaction(conn, |conn| self.apply(conn)),
-            DbConnection::Postgres(pg) if self.event.sequence > 1 => {
+            DbConnection::Postgres(pg) if self.event.sequence > 1 && self.more.is_empty() => {
                 self.apply_in_one_statement(pg)
             }
-            DbConnection::Postgres(pg) if self.usernames.is_empty() => {
+            // Several events (a password check that also locks): the same statement and
+            // the events after the first, in one transaction.
+            DbConnection::Postgres(pg) if self.event.sequence > 1 => {
+                postgres_write_transaction(pg, "", |pg| {
+                    self.apply_in_one_statement(pg)?;
+                    self.append_more(pg)
+                })
+            }
+            DbConnection::Postgres(pg) if self.usernames.is_empty() && self.more.is_empty() => {
                 match self.create_in_one_statement(pg)? {
                     true => Ok(()),
                     // Without usernames nothing can be taken; say it was a race.
@@ -335,7 +341,7 @@ impl UserWrite {
                 let locks = username_locks(&self.usernames);
                 postgres_write_transaction(pg, &locks, |pg| {
                     if self.create_in_one_statement(pg)? {
-                        return Ok(());
+                        return self.append_more(pg);
                     }
                     // Name the username that was taken.
                     Err(match first_taken_username!(pg, &self.usernames) {
@@ -386,6 +392,20 @@ impl UserWrite {
             }
         })?;
         Ok(created == 1)
+    }
+
+    /// The events after the first, inside the caller's PostgreSQL transaction.
+    fn append_more(&self, pg: &mut PgConnection) -> Result<(), StoreError> {
+        for event in &self.more {
+            diesel::insert_into(events::table)
+                .values(event)
+                .execute(pg)
+                .map_err(|error| match violated_key(&error) {
+                    Some(_) => StoreError::Conflict,
+                    None => store_error(error),
+                })?;
+        }
+        Ok(())
     }
 
     /// Writes a change of an existing user on PostgreSQL in one statement.

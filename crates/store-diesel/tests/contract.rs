@@ -56,6 +56,8 @@ on_both_backends!(
     a_caller_carries_all_its_roles,
     the_instance_id_is_recorded_once,
     password_checks_write_their_events_at_once_and_a_timed_lockout_ends_on_time,
+    forty_concurrent_wrong_checks_count_exactly_the_limit_and_lock,
+    settings_are_stored_per_scope_and_sessions_round_trip,
 );
 
 struct Fixture {
@@ -109,9 +111,12 @@ impl Fixture {
             organizations: db.clone(),
             members: db.clone(),
             tokens: db.clone(),
-            health: db,
+            health: db.clone(),
             clock: Arc::new(SystemClock),
             ids: Arc::new(SnowflakeIds::new(2)),
+            hasher: Arc::new(userd_hasher::Argon2idHasher::new(2).unwrap()),
+            settings: db.clone(),
+            sessions: db.clone(),
             instance_id: "instance".into(),
         })
     }
@@ -980,4 +985,194 @@ async fn password_checks_write_their_events_at_once_and_a_timed_lockout_ends_on_
 
     let drift = f.db.verify_projection().await.unwrap();
     assert!(drift.is_clean(), "{drift:?}");
+}
+
+async fn forty_concurrent_wrong_checks_count_exactly_the_limit_and_lock(db: TestDatabase) {
+    use userd_ports::login::{
+        LoginService, NewPassword, PasswordProof, SessionChecks, SessionUser, SetPassword,
+    };
+    use userd_ports::passwords::PlainPassword;
+    use userd_ports::settings::{LockoutSettings, SettingsScope};
+
+    let f = Fixture::new(db).await;
+    let service = Arc::new(f.service());
+    let user = f.create("u1", &f.org, &[("ada", false)]).await.unwrap();
+    service
+        .set_lockout_settings(
+            &f.admin,
+            &SettingsScope::Organization(f.org.clone()),
+            LockoutSettings {
+                max_password_attempts: 5,
+                ..LockoutSettings::DEFAULT
+            },
+        )
+        .await
+        .unwrap();
+    let right = PlainPassword::new("correct horse battery".into());
+    service
+        .set_password(
+            &f.admin,
+            &UserRef::new(user.id.clone()),
+            SetPassword {
+                password: NewPassword::Plain(right.clone()),
+                change_required: false,
+                proof: PasswordProof::None,
+            },
+        )
+        .await
+        .unwrap();
+
+    let login = |password: PlainPassword| {
+        let service = Arc::clone(&service);
+        let caller = f.admin.clone();
+        let checks = SessionChecks {
+            user: Some(SessionUser::LoginName {
+                name: "ADA".into(),
+                organization: None,
+            }),
+            password: Some(password),
+        };
+        async move { service.create_session(&caller, checks, None).await }
+    };
+    let checks = (0..40).map(|n| tokio::spawn(login(PlainPassword::new(format!("wrong {n}")))));
+    let mut reasons = std::collections::BTreeMap::<&str, usize>::new();
+    for outcome in futures::future::join_all(checks).await {
+        let error = outcome.unwrap().expect_err("a wrong password never passes");
+        *reasons.entry(error.reason()).or_default() += 1;
+    }
+    assert_eq!(reasons.get("INVALID_CREDENTIALS"), Some(&5), "{reasons:?}");
+    assert_eq!(reasons.get("USER_LOCKED"), Some(&35), "{reasons:?}");
+
+    let locked = f.db.find(&user.id).await.unwrap().unwrap();
+    assert_eq!(locked.failed_password_checks, 5);
+    assert!(locked.lock.is_some());
+    let failures =
+        f.db.user_events(&user.id)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| e.change.event_type() == "user.password.check.failed")
+            .count();
+    assert_eq!(failures, 5);
+
+    // The right password after the lock fails; unlocking lets the user in again.
+    let refused = login(right.clone()).await;
+    assert_eq!(refused.unwrap_err().reason(), "USER_LOCKED");
+    service
+        .execute(&f.admin, &UserRef::new(user.id.clone()), Command::Unlock)
+        .await
+        .unwrap();
+    let session = login(right.clone()).await.unwrap();
+    assert!(session.token.expose().starts_with("userd_st_"));
+    let unlocked = f.db.find(&user.id).await.unwrap().unwrap();
+    assert_eq!(unlocked.failed_password_checks, 0);
+    let drift = f.db.verify_projection().await.unwrap();
+    assert!(drift.is_clean(), "{drift:?}");
+}
+
+async fn settings_are_stored_per_scope_and_sessions_round_trip(db: TestDatabase) {
+    use userd_ports::sessions::{SessionRecord, SessionRepository};
+    use userd_ports::settings::{
+        ComplexitySettings, LockoutSettings, SettingsKind, SettingsRepository, SettingsScope,
+    };
+    use userd_ports::tokens::TokenHash;
+
+    let f = Fixture::new(db).await;
+    let org = SettingsScope::Organization(f.org.clone());
+    assert_eq!(f.db.lockout(&org).await.unwrap(), None);
+    let lockout = LockoutSettings {
+        max_password_attempts: 3,
+        max_otp_attempts: 2,
+        lockout_duration: std::time::Duration::from_micros(1_500_000),
+    };
+    let first =
+        f.db.set_lockout(&org, &lockout, Timestamp::from_unix_micros(10))
+            .await
+            .unwrap();
+    let again =
+        f.db.set_lockout(&org, &lockout, Timestamp::from_unix_micros(20))
+            .await
+            .unwrap();
+    assert_eq!(
+        (first.created, again.created),
+        (again.created, Timestamp::from_unix_micros(10))
+    );
+    assert_eq!(f.db.lockout(&org).await.unwrap().unwrap().value, lockout);
+    assert_eq!(f.db.lockout(&SettingsScope::Instance).await.unwrap(), None);
+    let complexity = ComplexitySettings {
+        requires_symbol: true,
+        ..ComplexitySettings::DEFAULT
+    };
+    f.db.set_complexity(
+        &SettingsScope::Instance,
+        &complexity,
+        Timestamp::from_unix_micros(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        f.db.complexity(&SettingsScope::Instance)
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+        complexity
+    );
+    assert!(f.db.remove(&org, SettingsKind::Lockout).await.unwrap());
+    assert!(!f.db.remove(&org, SettingsKind::Lockout).await.unwrap());
+    let unknown = SettingsScope::Organization(OrgId::new("999").unwrap());
+    assert!(matches!(
+        f.db.set_lockout(&unknown, &lockout, Timestamp::UNIX_EPOCH)
+            .await,
+        Err(StoreError::OrganizationNotFound)
+    ));
+
+    let user = f.create("u1", &f.org, &[]).await.unwrap();
+    let session = SessionRecord {
+        id: "s1".into(),
+        user_id: user.id.clone(),
+        org_id: f.org.clone(),
+        login_name: "ada".into(),
+        token_hash: TokenHash::from_hex("ab".repeat(32)),
+        created: Timestamp::from_unix_micros(100),
+        changed: Timestamp::from_unix_micros(100),
+        expires_at: Some(Timestamp::from_unix_micros(5_000)),
+        user_verified_at: Timestamp::from_unix_micros(100),
+        password_verified_at: None,
+    };
+    f.db.create_session(&session).await.unwrap();
+    assert_eq!(
+        f.db.find_session("s1").await.unwrap().as_ref(),
+        Some(&session)
+    );
+    let checked = SessionRecord {
+        changed: Timestamp::from_unix_micros(200),
+        password_verified_at: Some(Timestamp::from_unix_micros(200)),
+        ..session.clone()
+    };
+    assert!(
+        f.db.update_session(&checked, session.changed)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !f.db
+            .update_session(&checked, session.changed)
+            .await
+            .unwrap(),
+        "a change from a stale version is refused"
+    );
+    assert_eq!(f.db.find_session("s1").await.unwrap(), Some(checked));
+    let ghost = SessionRecord {
+        id: "s2".into(),
+        user_id: UserId::new("nobody").unwrap(),
+        ..session.clone()
+    };
+    assert!(matches!(
+        f.db.create_session(&ghost).await,
+        Err(StoreError::UserNotFound)
+    ));
+    assert_eq!(f.db.delete_sessions_of(&user.id).await.unwrap(), 1);
+    assert!(!f.db.delete_session("s1").await.unwrap());
+    assert_eq!(f.db.find_session("s1").await.unwrap(), None);
 }

@@ -56,6 +56,8 @@ pub enum StartError {
     Recovery(#[from] userd_app::recovery::RecoveryError),
     #[error("cannot read the instance id")]
     InstanceId(#[source] StoreError),
+    #[error("cannot set up password hashing")]
+    Hasher(#[source] userd_ports::passwords::HashError),
     #[error("cannot set up metrics")]
     Metrics(#[source] prometheus::Error),
     #[error("--user-id")]
@@ -301,6 +303,9 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
         health: store.clone(),
         clock: Arc::new(SystemClock),
         ids,
+        hasher: Arc::new(userd_hasher::Argon2idHasher::per_core().map_err(StartError::Hasher)?),
+        settings: store.clone(),
+        sessions: store.clone(),
         instance_id,
     }));
     let users: Arc<dyn UserService> = use_cases.clone();

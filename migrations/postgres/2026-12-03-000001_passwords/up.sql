@@ -12,3 +12,32 @@ ALTER TABLE users ADD COLUMN failed_password_checks BIGINT NOT NULL DEFAULT 0;
 
 -- Every lock before this migration was set with `_lock`.
 UPDATE users SET lock_cause = 'admin' WHERE locked;
+
+-- Login settings (lockout, password complexity) per organization; `scope` is the
+-- organization's id, or '' for the instance's own, which organizations fall back to.
+-- `value` is a versioned JSON object (crates/store-diesel/src/stored.rs).
+CREATE TABLE login_settings (
+    scope         TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    value         TEXT NOT NULL,
+    created_at_us BIGINT NOT NULL,
+    changed_at_us BIGINT NOT NULL,
+    PRIMARY KEY (scope, kind)
+);
+
+-- Login sessions (the v2 SessionService). Only a hash of a session's token is kept. A
+-- session ends with its user's row; whether a lock, a deactivation or a new password
+-- has ended it is read from the user at each use.
+CREATE TABLE sessions (
+    id                      TEXT PRIMARY KEY,
+    user_id                 TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    org_id                  TEXT NOT NULL,
+    login_name              TEXT NOT NULL,
+    token_hash              TEXT NOT NULL,
+    created_at_us           BIGINT NOT NULL,
+    changed_at_us           BIGINT NOT NULL,
+    expires_at_us           BIGINT,
+    user_verified_at_us     BIGINT NOT NULL,
+    password_verified_at_us BIGINT
+);
+CREATE INDEX sessions_by_user ON sessions (user_id);

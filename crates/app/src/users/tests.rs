@@ -136,6 +136,9 @@ impl Mocks {
             health: Arc::new(self.health),
             clock: Arc::new(clock),
             ids: Arc::new(self.ids),
+            hasher: Arc::new(userd_ports::passwords::MockPasswordHasher::new()),
+            settings: Arc::new(userd_ports::settings::MockSettingsRepository::new()),
+            sessions: Arc::new(userd_ports::sessions::MockSessionRepository::new()),
             instance_id: "instance".to_owned(),
         })
         .with_write_attempts(4)
