@@ -66,6 +66,7 @@ pub(crate) struct PhoneInput {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub(crate) struct AuthenticatorsInput {
     usernames: Option<Vec<UsernameInput>>,
+    password: Option<crate::login::SetPasswordInput>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -110,9 +111,23 @@ fn schema_of(id: String) -> Result<SchemaId, ServiceError> {
 impl CreateUserRequest {
     pub(crate) fn into_new_user(self) -> Result<NewUser, ServiceError> {
         let contact = self.contact.unwrap_or_default();
-        let usernames = self
-            .authenticators
-            .and_then(|a| a.usernames)
+        let authenticators = self.authenticators.unwrap_or_default();
+        let password = authenticators
+            .password
+            .map(|input| input.into_request("authenticators.password"))
+            .transpose()?;
+        if password
+            .as_ref()
+            .is_some_and(|p| p.proof != userd_ports::login::PasswordProof::None)
+        {
+            return Err(ServiceError::InvalidArgument {
+                reason: "INVALID_ARGUMENT",
+                message: "authenticators.password: a new user has no password to prove".into(),
+                field: Some("authenticators.password".into()),
+            });
+        }
+        let usernames = authenticators
+            .usernames
             .unwrap_or_default()
             .into_iter()
             .enumerate()
@@ -138,6 +153,7 @@ impl CreateUserRequest {
                 phone: contact.phone.map(phone_of).transpose()?,
             },
             usernames,
+            password,
         })
     }
 }

@@ -56,7 +56,7 @@ fn organization(req: &HttpRequest) -> Result<Option<OrgId>, ApiError> {
         .map_err(|e| ServiceError::invalid_field("organization.orgId", e).into())
 }
 
-fn user_ref(req: &HttpRequest, id: String) -> Result<UserRef, ApiError> {
+pub(crate) fn user_ref(req: &HttpRequest, id: String) -> Result<UserRef, ApiError> {
     Ok(UserRef {
         id: UserId::new(id).map_err(|e| ApiError::from(ServiceError::invalid_field("id", e)))?,
         expected_org: organization(req)?,
@@ -93,7 +93,10 @@ fn etag(version: u64) -> (header::HeaderName, String) {
     (header::ETAG, format!("\"{version}\""))
 }
 
-fn details(status: StatusCode, details: &userd_ports::service::ResourceDetails) -> HttpResponse {
+pub(crate) fn details(
+    status: StatusCode,
+    details: &userd_ports::service::ResourceDetails,
+) -> HttpResponse {
     let mut response = HttpResponse::build(status);
     // Users carry a version (their event sequence); members and tokens do not.
     if details.sequence > 0 {

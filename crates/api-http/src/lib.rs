@@ -7,6 +7,7 @@ mod connection;
 mod dto;
 mod error;
 mod handlers;
+mod login;
 mod observability;
 mod openapi;
 mod request_context;

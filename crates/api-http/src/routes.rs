@@ -16,12 +16,14 @@ use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use userd_ports::ErrorKind;
 use userd_ports::admin::AdminService;
+use userd_ports::login::LoginService;
 use userd_ports::service::UserService;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ApiError;
 use crate::handlers::*;
+use crate::login::*;
 use crate::observability::Metrics;
 use crate::openapi::ApiDoc;
 use crate::request_context::{RequestSettings, RouteTemplate, deadline, request_context};
@@ -31,6 +33,7 @@ use crate::request_context::{RequestSettings, RouteTemplate, deadline, request_c
 pub struct Services {
     pub users: Arc<dyn UserService>,
     pub admin: Arc<dyn AdminService>,
+    pub login: Arc<dyn LoginService>,
     pub metrics: Arc<Metrics>,
     /// A request still running after this is answered 504 (code 4).
     pub request_timeout: Duration,
@@ -42,11 +45,13 @@ impl Services {
     pub fn new(
         users: Arc<dyn UserService>,
         admin: Arc<dyn AdminService>,
+        login: Arc<dyn LoginService>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Services {
             users,
             admin,
+            login,
             metrics,
             request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
         }
@@ -104,6 +109,12 @@ pub(crate) fn routes() -> Vec<RouteSpec> {
         spec(M::POST, "/resources/v3alpha/users/{id}/_activate", || {
             web::post().to(activate_user)
         }),
+        spec(M::POST, "/resources/v3alpha/users/{id}/password", || {
+            web::post().to(set_password)
+        }),
+        spec(M::DELETE, "/resources/v3alpha/users/{id}/password", || {
+            web::delete().to(remove_password)
+        }),
         spec(M::GET, "/resources/v3alpha/users/{id}/pats", || {
             web::get().to(list_tokens)
         }),
@@ -129,6 +140,31 @@ pub(crate) fn routes() -> Vec<RouteSpec> {
             "/v2/organizations/{orgId}/members/{userId}",
             || web::delete().to(remove_org_member),
         ),
+        spec(M::POST, "/v2/sessions", || web::post().to(create_session)),
+        spec(M::GET, "/v2/sessions/{sessionId}", || {
+            web::get().to(get_session)
+        }),
+        spec(M::PATCH, "/v2/sessions/{sessionId}", || {
+            web::patch().to(set_session)
+        }),
+        spec(M::DELETE, "/v2/sessions/{sessionId}", || {
+            web::delete().to(delete_session)
+        }),
+        spec(M::GET, "/v2/settings/lockout", || {
+            web::get().to(get_lockout_settings)
+        }),
+        spec(M::PUT, "/v2/settings/lockout", || {
+            web::put().to(set_lockout_settings)
+        }),
+        spec(M::DELETE, "/v2/settings/lockout", || {
+            web::delete().to(reset_lockout_settings)
+        }),
+        spec(M::GET, "/v2/settings/password/complexity", || {
+            web::get().to(get_complexity_settings)
+        }),
+        spec(M::PUT, "/v2/settings/password/complexity", || {
+            web::put().to(set_complexity_settings)
+        }),
         spec(M::POST, "/v2/instance/members", || {
             web::post().to(set_instance_member)
         }),
@@ -151,6 +187,7 @@ fn configure(services: Services) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(web::Data::from(services.users))
             .app_data(web::Data::from(services.admin))
+            .app_data(web::Data::from(services.login))
             .app_data(web::Data::from(Arc::clone(&services.metrics)))
             .app_data(web::Data::new(RequestSettings {
                 metrics: services.metrics,

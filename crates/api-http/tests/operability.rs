@@ -80,6 +80,7 @@ fn services(delay: Duration, timeout: Duration) -> Services {
         ..Services::new(
             Arc::new(Slow { delay }),
             Arc::new(MockAdminService::new()),
+            Arc::new(userd_ports::login::MockLoginService::new()),
             Arc::new(Metrics::new().unwrap()),
         )
     }
@@ -112,7 +113,7 @@ fn the_document_describes_exactly_the_served_routes() {
         unserved.is_empty(),
         "documented but not served: {unserved:?}"
     );
-    assert_eq!(served.len(), 22);
+    assert_eq!(served.len(), 33);
 }
 
 #[test]

@@ -80,8 +80,13 @@ async fn call_admin(
     request: TestRequest,
 ) -> (StatusCode, actix_web::http::header::HeaderMap, Value) {
     let metrics = Arc::new(Metrics::new().unwrap());
-    let app =
-        test::init_service(app(Services::new(Arc::new(mock), Arc::new(admin), metrics))).await;
+    let app = test::init_service(app(Services::new(
+        Arc::new(mock),
+        Arc::new(admin),
+        Arc::new(userd_ports::login::MockLoginService::new()),
+        metrics,
+    )))
+    .await;
     let response = test::call_service(&app, request.to_request()).await;
     let status = response.status();
     let headers = response.headers().clone();
@@ -1147,6 +1152,7 @@ async fn tokens_are_listed_without_secrets_and_instance_roles_removed() {
     let served = test::init_service(app(Services::new(
         Arc::new(service()),
         admin.clone(),
+        Arc::new(userd_ports::login::MockLoginService::new()),
         metrics,
     )))
     .await;

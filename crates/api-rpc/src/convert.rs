@@ -120,6 +120,8 @@ pub(crate) fn new_user(user: &v3::CreateUser) -> Result<NewUser, ServiceError> {
                 .transpose()?,
         },
         usernames,
+        // Passwords over RPC come with the password RPCs; see docs/api.md.
+        password: None,
     })
 }
 

@@ -161,6 +161,8 @@ pub(crate) fn new_human(human: &Human<'_>) -> Result<NewUser, ServiceError> {
             username: Username::new(username).map_err(|e| invalid("username", e))?,
             organization_specific: false,
         }],
+        // Passwords over RPC come with the password RPCs; see docs/api.md.
+        password: None,
     })
 }
 

@@ -66,6 +66,19 @@ fn changes_standing(command: &Command) -> bool {
     !matches!(command, Command::Patch(_))
 }
 
+/// Whether the command ends the user's login sessions for good (docs/api.md: a session
+/// is gone once its user is locked, deactivated or deleted, or changes password).
+fn ends_sessions(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Lock
+            | Command::Deactivate
+            | Command::Delete
+            | Command::SetPassword { .. }
+            | Command::RemovePassword
+    )
+}
+
 fn invalid_filter(reason: &'static str, message: String) -> ServiceError {
     ServiceError::InvalidArgument {
         reason,
@@ -176,6 +189,13 @@ impl UserService for UseCases {
             }
         })?;
 
+        let password = match &new_user.password {
+            Some(request) => Some((
+                self.new_password_hash(&org_id, &request.password).await?,
+                request.change_required,
+            )),
+            None => None,
+        };
         let client_chose_id = new_user.user_id.is_some();
         let mut attempts = FreshIdAttempts::new("user", self.write_attempts);
         loop {
@@ -186,11 +206,35 @@ impl UserService for UseCases {
                     .map_err(|e| ServiceError::Internal(Box::new(e)))?,
             };
             let (user, event) = self.new_user_state(caller, &org_id, user_id, &new_user)?;
-            return match self.ports.users.append(&user, &event).await {
-                Ok(()) => Ok(ResourceDetails::of_user(&user)),
+            let written = match &password {
+                None => self.ports.users.append(&user, &event).await.map(|()| user),
+                Some((hash, change_required)) => {
+                    let set = Command::SetPassword {
+                        hash: hash.clone(),
+                        change_required: *change_required,
+                    };
+                    let (with_password, password_set) = user
+                        .execute(&set, event.at, Some(caller.user_id.clone()))
+                        .map_err(|refusal| ServiceError::refused(refusal, user.id.to_string()))?
+                        .ok_or_else(|| {
+                            ServiceError::Internal("setting a password changed nothing".into())
+                        })?;
+                    self.ports
+                        .users
+                        .append_all(&with_password, &[event, password_set])
+                        .await
+                        .map(|()| with_password)
+                }
+            };
+            return match written {
+                Ok(user) => Ok(ResourceDetails::of_user(&user)),
                 Err(StoreError::UserIdTaken) if client_chose_id => {
                     Err(ServiceError::UserAlreadyExists {
-                        user_id: user.id.to_string(),
+                        user_id: new_user
+                            .user_id
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default(),
                     })
                 }
                 // The user's id or a username's, both server-made.
@@ -248,7 +292,9 @@ impl UserService for UseCases {
             };
             match self.ports.users.append(&next, &event).await {
                 Ok(()) => {
-                    if changes_standing(&command) {
+                    if ends_sessions(&command) {
+                        self.standing_changed(&next.id).await;
+                    } else if changes_standing(&command) {
                         self.ports.authenticator.forget_user(&next.id);
                     }
                     return Ok(ResourceDetails::of_user(&next));

@@ -84,6 +84,8 @@ pub struct NewUser {
     pub data: UserData,
     pub contact: Contact,
     pub usernames: Vec<NewUsername>,
+    /// `authenticators.password`: its proof is always [`crate::login::PasswordProof::None`].
+    pub password: Option<crate::login::SetPassword>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

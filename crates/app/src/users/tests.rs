@@ -127,6 +127,8 @@ impl Mocks {
         clock
             .expect_now()
             .returning(|| Timestamp::from_unix_micros(NOW));
+        let mut sessions = userd_ports::sessions::MockSessionRepository::new();
+        sessions.expect_delete_sessions_of().returning(|_| Ok(0));
         UseCases::new(Ports {
             users: Arc::new(self.users),
             authenticator: Arc::new(self.authenticator),
@@ -138,7 +140,7 @@ impl Mocks {
             ids: Arc::new(self.ids),
             hasher: Arc::new(userd_ports::passwords::MockPasswordHasher::new()),
             settings: Arc::new(userd_ports::settings::MockSettingsRepository::new()),
-            sessions: Arc::new(userd_ports::sessions::MockSessionRepository::new()),
+            sessions: Arc::new(sessions),
             instance_id: "instance".to_owned(),
         })
         .with_write_attempts(4)
