@@ -11,7 +11,8 @@ use serde_json::Value;
 use userd_domain::values::{OrgId, UserId};
 use userd_ports::ServiceError;
 use userd_ports::login::{
-    LoginService, NewPassword, PasswordProof, SessionChecks, SessionUser, SessionView, SetPassword,
+    LoginService, NewPassword, PasswordProof, ResetDelivery, SessionChecks, SessionUser,
+    SessionView, SetPassword,
 };
 use userd_ports::passwords::PlainPassword;
 use userd_ports::settings::{ComplexitySettings, LockoutSettings, SettingsScope};
@@ -219,6 +220,84 @@ pub(crate) async fn remove_password(
     let target = user_ref(&req, id.into_inner())?;
     let changed = login.remove_password(&caller, &target).await?;
     Ok(details(StatusCode::OK, &changed))
+}
+
+/// `sendEmail` (the default), `sendSms` or `returnCode`: exactly one.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ResetPasswordRequest {
+    send_email: Option<SendEmail>,
+    #[schema(value_type = Option<Object>)]
+    send_sms: Option<Value>,
+    /// `{}`: the code comes back in the answer, for callers that deliver it themselves.
+    #[schema(value_type = Option<Object>)]
+    return_code: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SendEmail {
+    /// A link for the message, with `{{.UserID}}`, `{{.Code}}`, `{{.OrgID}}`.
+    url_template: Option<String>,
+}
+
+impl ResetPasswordRequest {
+    fn delivery(self) -> Result<ResetDelivery, ServiceError> {
+        match (self.send_email, self.send_sms, self.return_code) {
+            (None, None, None) => Ok(ResetDelivery::SendEmail { url_template: None }),
+            (Some(email), None, None) => Ok(ResetDelivery::SendEmail {
+                url_template: email.url_template,
+            }),
+            (None, Some(_), None) => Ok(ResetDelivery::SendSms),
+            (None, None, Some(_)) => Ok(ResetDelivery::ReturnCode),
+            _ => Err(invalid(
+                "INVALID_ARGUMENT",
+                "medium",
+                "give one of sendEmail, sendSms and returnCode",
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ResetPasswordResponse {
+    details: DetailsOut,
+    /// With `returnCode` only: 8 characters, valid once, for `notify.code_ttl_secs`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verification_code: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/resources/v3alpha/users/{id}/password/_reset",
+    tag = "passwords",
+    params(("id" = String, Path, description = "The id of the user.")),
+    request_body(content = ResetPasswordRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "A new code; any earlier one is void", body = ResetPasswordResponse),
+        crate::openapi::WriteErrors,
+    ),
+    security(("bearer" = [])),
+)]
+pub(crate) async fn reset_password(
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: Payload,
+    service: Service,
+    login: Login,
+) -> Answer {
+    let caller = authenticate(&req, &service).await?;
+    let target = user_ref(&req, id.into_inner())?;
+    let body = read_body(&req, payload).await?;
+    let delivery = parse_json::<ResetPasswordRequest>(&body)?.delivery()?;
+    let reset = login
+        .request_password_reset(&caller, &target, delivery)
+        .await?;
+    Ok(HttpResponse::Ok().json(ResetPasswordResponse {
+        details: (&reset.details).into(),
+        verification_code: reset.code,
+    }))
 }
 
 // --- sessions ----------------------------------------------------------------------

@@ -328,6 +328,7 @@ impl Modify for BearerScheme {
         crate::handlers::remove_instance_member,
         crate::login::set_password,
         crate::login::remove_password,
+        crate::login::reset_password,
         crate::login::create_session,
         crate::login::set_session,
         crate::login::get_session,
@@ -355,7 +356,8 @@ impl Modify for BearerScheme {
         crate::login::SetLockoutSettingsRequest, crate::login::SettingsChangedResponse,
         crate::login::SettingsDetailsOut, crate::login::GetComplexitySettingsResponse,
         crate::login::ComplexitySettingsOut, crate::login::SetComplexitySettingsRequest,
-        crate::dto::PasswordOut,
+        crate::dto::PasswordOut, crate::login::ResetPasswordRequest, crate::login::SendEmail,
+        crate::login::ResetPasswordResponse,
     )),
     modifiers(&BearerScheme),
     tags(

@@ -115,6 +115,11 @@ pub(crate) fn routes() -> Vec<RouteSpec> {
         spec(M::DELETE, "/resources/v3alpha/users/{id}/password", || {
             web::delete().to(remove_password)
         }),
+        spec(
+            M::POST,
+            "/resources/v3alpha/users/{id}/password/_reset",
+            || web::post().to(reset_password),
+        ),
         spec(M::GET, "/resources/v3alpha/users/{id}/pats", || {
             web::get().to(list_tokens)
         }),

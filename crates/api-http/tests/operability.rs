@@ -113,7 +113,7 @@ fn the_document_describes_exactly_the_served_routes() {
         unserved.is_empty(),
         "documented but not served: {unserved:?}"
     );
-    assert_eq!(served.len(), 33);
+    assert_eq!(served.len(), 34);
 }
 
 #[test]

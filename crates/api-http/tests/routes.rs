@@ -264,6 +264,7 @@ async fn get_answers_the_user_shape_with_empty_fields_omitted() {
         lock: Some(userd_domain::password::Lock::ADMIN),
         password: None,
         failed_password_checks: 0,
+        password_code: None,
         created: Timestamp::from_unix_micros(1_732_292_825_645_000),
         changed: Timestamp::from_unix_micros(1_732_292_826_000_000),
         sequence: 3,
@@ -276,6 +277,7 @@ async fn get_answers_the_user_shape_with_empty_fields_omitted() {
         lock: None,
         password: None,
         failed_password_checks: 0,
+        password_code: None,
         lifecycle: Lifecycle::Inactive,
         ..full.clone()
     };
@@ -1021,6 +1023,7 @@ async fn search_results_have_the_get_user_shape_and_refusals_are_code_3() {
         lock: None,
         password: None,
         failed_password_checks: 0,
+        password_code: None,
         created: Timestamp::from_unix_micros(0),
         changed: Timestamp::from_unix_micros(0),
         sequence: 1,

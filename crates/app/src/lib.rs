@@ -61,14 +61,25 @@ pub const DEFAULT_WRITE_ATTEMPTS: u32 = 16;
 pub struct UseCases {
     pub(crate) ports: Ports,
     write_attempts: u32,
+    /// How long a verification code (password reset) lasts.
+    code_ttl: std::time::Duration,
 }
+
+/// How long a verification code lasts unless configured otherwise: an hour.
+pub const DEFAULT_CODE_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl UseCases {
     pub fn new(ports: Ports) -> Self {
         UseCases {
             ports,
             write_attempts: DEFAULT_WRITE_ATTEMPTS,
+            code_ttl: DEFAULT_CODE_TTL,
         }
+    }
+
+    pub fn with_code_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.code_ttl = ttl;
+        self
     }
 
     pub fn with_write_attempts(mut self, attempts: u32) -> Self {

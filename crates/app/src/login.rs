@@ -14,13 +14,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use userd_domain::Timestamp;
 use userd_domain::authz::{Caller, Permission};
-use userd_domain::password::{CheckRefusal, PasswordHash, Verified};
-use userd_domain::user::{Command, User};
+use userd_domain::password::{CheckRefusal, CodeRefusal, PasswordHash, Verified};
+use userd_domain::user::{Command, User, UserChange};
 use userd_domain::values::{OrgId, UserId};
 use userd_ports::error::{ServiceError, StoreError};
 use userd_ports::login::{
-    EffectiveSettings, IssuedSession, LoginService, NewPassword, PasswordProof, SessionChecks,
-    SessionUser, SessionView, SetPassword,
+    EffectiveSettings, IssuedSession, LoginService, NewPassword, PasswordProof, PasswordReset,
+    ResetDelivery, SessionChecks, SessionUser, SessionView, SetPassword,
 };
 use userd_ports::passwords::{HashError, PlainPassword};
 use userd_ports::search::{Filter, ReadScope, SortColumn, TextMatch, TextMethod, UserQuery};
@@ -30,7 +30,7 @@ use userd_ports::settings::{ComplexitySettings, LockoutSettings, SettingsKind, S
 
 use crate::UseCases;
 use crate::access::{authorize_in, require};
-use crate::tokens::generate_secret;
+use crate::tokens::{generate_code, generate_secret, hash_code};
 
 /// Session tokens carry their own prefix, so a leaked one is told apart from a PAT.
 pub const SESSION_TOKEN_PREFIX: &str = "userd_st_";
@@ -325,7 +325,12 @@ impl UseCases {
             };
             match self.ports.users.append(&next, &event).await {
                 Ok(()) => {
-                    self.standing_changed(&next.id).await;
+                    if matches!(
+                        event.change,
+                        UserChange::PasswordSet { .. } | UserChange::PasswordRemoved
+                    ) {
+                        self.standing_changed(&next.id).await;
+                    }
                     return Ok(ResourceDetails::of_user(&next));
                 }
                 Err(StoreError::Conflict) => continue,
@@ -365,6 +370,72 @@ impl UseCases {
             Err(_) if own => Ok(false),
             Err(error) => Err(error),
         }
+    }
+
+    /// The organization of a live user.
+    async fn org_of(&self, target: &UserRef) -> Result<OrgId, ServiceError> {
+        self.live_user(&target.id)
+            .await?
+            .map(|user| user.org_id)
+            .ok_or_else(|| ServiceError::UserNotFound {
+                user_id: target.id.to_string(),
+            })
+    }
+
+    /// Sets a password with a reset code as the proof. The code is checked on the same
+    /// state the new password is written onto, so two uses of one code cannot both win:
+    /// the second finds it gone. A wrong code is counted, and the fifth kills it.
+    async fn set_password_with_code(
+        &self,
+        caller: &Caller,
+        target: &UserRef,
+        code_hash: &str,
+        hash: PasswordHash,
+        change_required: bool,
+    ) -> Result<ResourceDetails, ServiceError> {
+        let actor = Some(caller.user_id.clone());
+        for _ in 0..self.write_attempts {
+            let Some(user) = self.live_user(&target.id).await? else {
+                return Err(ServiceError::UserNotFound {
+                    user_id: target.id.to_string(),
+                });
+            };
+            let now = self.ports.clock.now();
+            let (command, outcome) = match user.check_password_code(code_hash, now) {
+                Ok(()) => (
+                    Command::SetPassword {
+                        hash: hash.clone(),
+                        change_required,
+                    },
+                    Ok(()),
+                ),
+                Err(CodeRefusal::Invalid) if user.password_code.is_some() => {
+                    (Command::FailPasswordCode, Err(CodeRefusal::Invalid))
+                }
+                Err(refusal) => return Err(ServiceError::Code(refusal)),
+            };
+            let Some((next, event)) = user
+                .execute(&command, now, actor.clone())
+                .map_err(|refusal| ServiceError::refused(refusal, target.id.to_string()))?
+            else {
+                return Err(ServiceError::Code(CodeRefusal::Invalid));
+            };
+            match self.ports.users.append(&next, &event).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict) => continue,
+                Err(other) => return Err(other.into()),
+            }
+            return match outcome {
+                Ok(()) => {
+                    self.standing_changed(&next.id).await;
+                    Ok(ResourceDetails::of_user(&next))
+                }
+                Err(refusal) => Err(ServiceError::Code(refusal)),
+            };
+        }
+        Err(ServiceError::Aborted {
+            user_id: target.id.to_string(),
+        })
     }
 
     /// The user a session's user check names, if it exists.
@@ -473,14 +544,18 @@ impl LoginService for UseCases {
                 self.check_password(&target.id, current, Some(caller.user_id.clone()))
                     .await?;
             }
-            // No reset was ever requested through this version of userd, so no code
-            // exists that could match.
-            PasswordProof::VerificationCode(_) => {
-                return Err(ServiceError::InvalidArgument {
-                    reason: "INVALID_CODE",
-                    message: "the verification code is not valid".to_owned(),
-                    field: Some("newPassword.verificationCode".to_owned()),
-                });
+            PasswordProof::VerificationCode(code) => {
+                let org = self.org_of(target).await?;
+                let hash = self.new_password_hash(&org, &request.password).await?;
+                return self
+                    .set_password_with_code(
+                        caller,
+                        target,
+                        &hash_code(code),
+                        hash,
+                        request.change_required,
+                    )
+                    .await;
             }
             PasswordProof::None if freely => {}
             PasswordProof::None => {
@@ -493,13 +568,7 @@ impl LoginService for UseCases {
                 });
             }
         }
-        let org = self
-            .live_user(&target.id)
-            .await?
-            .map(|user| user.org_id)
-            .ok_or_else(|| ServiceError::UserNotFound {
-                user_id: target.id.to_string(),
-            })?;
+        let org = self.org_of(target).await?;
         let hash = self.new_password_hash(&org, &request.password).await?;
         self.password_command(caller, target, |_| Command::SetPassword {
             hash: hash.clone(),
@@ -520,6 +589,32 @@ impl LoginService for UseCases {
         }
         self.password_command(caller, target, |_| Command::RemovePassword)
             .await
+    }
+
+    async fn request_password_reset(
+        &self,
+        caller: &Caller,
+        target: &UserRef,
+        delivery: ResetDelivery,
+    ) -> Result<PasswordReset, ServiceError> {
+        // user.write on the user, or the user itself.
+        self.may_set_password_freely(caller, target).await?;
+        if delivery != ResetDelivery::ReturnCode {
+            // userd has no notifier yet: only the caller can deliver a code.
+            return Err(ServiceError::NotificationsNotConfigured);
+        }
+        let (code, code_hash) = generate_code().map_err(|e| ServiceError::Internal(Box::new(e)))?;
+        let expires = self.ports.clock.now().saturating_add(self.code_ttl);
+        let details = self
+            .password_command(caller, target, |_| Command::RequestPasswordReset {
+                code_hash: code_hash.clone(),
+                expires,
+            })
+            .await?;
+        Ok(PasswordReset {
+            details,
+            code: Some(code),
+        })
     }
 
     async fn create_session(

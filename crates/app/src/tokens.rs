@@ -18,6 +18,32 @@ pub fn hash_token(token: &str) -> TokenHash {
     TokenHash::from_hex(format!("{:x}", Sha256::digest(token.as_bytes())))
 }
 
+/// Verification codes: 8 characters from an alphabet without look-alikes (no 0/O, 1/I),
+/// 40 random bits; typed by people, so compared without regard to case.
+const CODE_ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+const CODE_LENGTH: usize = 8;
+
+/// The stored form of a verification code: hex SHA-256 of its upper-case text.
+pub fn hash_code(code: &str) -> String {
+    format!(
+        "{:x}",
+        Sha256::digest(code.trim().to_uppercase().as_bytes())
+    )
+}
+
+/// A fresh verification code and its hash.
+pub fn generate_code() -> Result<(String, String), NoRandomness> {
+    let mut bytes = [0u8; CODE_LENGTH];
+    getrandom::fill(&mut bytes).map_err(NoRandomness)?;
+    // 256 is a multiple of 32: every symbol is equally likely.
+    let code: String = bytes
+        .iter()
+        .map(|b| char::from(CODE_ALPHABET[usize::from(b % 32)]))
+        .collect();
+    let hash = hash_code(&code);
+    Ok((code, hash))
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("the operating system's random number generator failed")]
 pub struct NoRandomness(#[source] getrandom::Error);
@@ -54,6 +80,16 @@ mod tests {
         assert_eq!(hash_token(a.expose()), hash_a);
         assert_eq!(hash_a.as_str().len(), 64);
         assert!(!format!("{a:?}").contains(a.expose()));
+    }
+
+    #[test]
+    fn codes_are_eight_unambiguous_characters_compared_without_case() {
+        let (code, hash) = generate_code().unwrap();
+        assert_eq!(code.len(), 8);
+        assert!(code.bytes().all(|b| CODE_ALPHABET.contains(&b)), "{code}");
+        assert_eq!(hash_code(&code.to_lowercase()), hash);
+        assert_eq!(hash_code(&format!(" {code} ")), hash);
+        assert_ne!(generate_code().unwrap().0, code);
     }
 
     #[test]

@@ -169,6 +169,52 @@ impl CheckRefusal {
     }
 }
 
+/// A password-reset code as the user holds it: only its hash, when it ends, and how many
+/// wrong codes were tried against it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordCode {
+    /// Hex SHA-256 of the code. A code has 40 random bits and dies after
+    /// [`MAX_CODE_ATTEMPTS`] wrong tries or when it expires, so a fast hash is enough to
+    /// keep it out of a database dump's plain sight.
+    pub hash: String,
+    pub expires: Timestamp,
+    pub failed_attempts: u32,
+}
+
+impl fmt::Debug for PasswordCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordCode")
+            .field("expires", &self.expires)
+            .field("failed_attempts", &self.failed_attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Wrong codes a code survives; the last of them still answers INVALID_CODE, every try
+/// after it CODE_EXHAUSTED.
+pub const MAX_CODE_ATTEMPTS: u32 = 5;
+
+/// Why a code was not accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum CodeRefusal {
+    #[error("the verification code is not valid")]
+    Invalid,
+    #[error("the verification code has expired")]
+    Expired,
+    #[error("the verification code was tried too often; request a new one")]
+    Exhausted,
+}
+
+impl CodeRefusal {
+    pub fn reason(self) -> &'static str {
+        match self {
+            CodeRefusal::Invalid => "INVALID_CODE",
+            CodeRefusal::Expired => "CODE_EXPIRED",
+            CodeRefusal::Exhausted => "CODE_EXHAUSTED",
+        }
+    }
+}
+
 /// The verdict of verifying a password against a hash the user had.
 #[derive(Clone, Copy, Debug)]
 pub struct Verified<'a> {

@@ -9,7 +9,8 @@
 
 use crate::Timestamp;
 use crate::password::{
-    CheckRefusal, Lock, LockoutPolicy, Password, PasswordHash, UnlockCause, Verified,
+    CheckRefusal, CodeRefusal, Lock, LockoutPolicy, MAX_CODE_ATTEMPTS, Password, PasswordCode,
+    PasswordHash, UnlockCause, Verified,
 };
 use crate::values::{
     Email, InvalidValue, MAX_USERNAMES_PER_USER, OrgId, Phone, SchemaId, UserData, UserId,
@@ -109,6 +110,8 @@ pub struct User {
     /// Failed password checks since the last success, password change or unlock; never
     /// more than the lockout limit that applied when they were counted.
     pub failed_password_checks: u32,
+    /// The outstanding password-reset code, if one was requested and not yet used.
+    pub password_code: Option<PasswordCode>,
     /// Time of the first event.
     pub created: Timestamp,
     /// Time of the last event.
@@ -167,11 +170,18 @@ pub enum UserChange {
     },
     /// A successful check that ended a run of failures (not every success is recorded).
     PasswordCheckSucceeded,
+    /// A password-reset code was made; it replaces any earlier one.
+    PasswordCodeAdded {
+        hash: String,
+        expires: Timestamp,
+    },
+    /// A wrong code was tried against the outstanding one.
+    PasswordCodeCheckFailed,
 }
 
 impl UserChange {
     /// The event names of the API reference, also the labels of the events metric.
-    pub const TYPES: [&'static str; 11] = [
+    pub const TYPES: [&'static str; 13] = [
         Self::CREATED,
         Self::UPDATED,
         Self::LOCKED,
@@ -183,6 +193,8 @@ impl UserChange {
         Self::PASSWORD_REMOVED,
         Self::PASSWORD_CHECK_FAILED,
         Self::PASSWORD_CHECK_SUCCEEDED,
+        Self::PASSWORD_CODE_ADDED,
+        Self::PASSWORD_CODE_CHECK_FAILED,
     ];
 
     pub const CREATED: &'static str = "user.created";
@@ -196,6 +208,8 @@ impl UserChange {
     pub const PASSWORD_REMOVED: &'static str = "user.password.removed";
     pub const PASSWORD_CHECK_FAILED: &'static str = "user.password.check.failed";
     pub const PASSWORD_CHECK_SUCCEEDED: &'static str = "user.password.check.succeeded";
+    pub const PASSWORD_CODE_ADDED: &'static str = "user.password.code.added";
+    pub const PASSWORD_CODE_CHECK_FAILED: &'static str = "user.password.code.check.failed";
 
     pub fn event_type(&self) -> &'static str {
         match self {
@@ -210,6 +224,8 @@ impl UserChange {
             UserChange::PasswordRemoved => Self::PASSWORD_REMOVED,
             UserChange::PasswordCheckFailed { .. } => Self::PASSWORD_CHECK_FAILED,
             UserChange::PasswordCheckSucceeded => Self::PASSWORD_CHECK_SUCCEEDED,
+            UserChange::PasswordCodeAdded { .. } => Self::PASSWORD_CODE_ADDED,
+            UserChange::PasswordCodeCheckFailed => Self::PASSWORD_CODE_CHECK_FAILED,
         }
     }
 }
@@ -240,6 +256,13 @@ pub enum Command {
         change_required: bool,
     },
     RemovePassword,
+    /// Makes a password-reset code (given as its hash), valid until `expires`.
+    RequestPasswordReset {
+        code_hash: String,
+        expires: Timestamp,
+    },
+    /// Counts a wrong code against the outstanding one.
+    FailPasswordCode,
 }
 
 impl Command {
@@ -253,6 +276,8 @@ impl Command {
             Command::Delete => "delete",
             Command::SetPassword { .. } => "set_password",
             Command::RemovePassword => "remove_password",
+            Command::RequestPasswordReset { .. } => "request_password_reset",
+            Command::FailPasswordCode => "fail_password_code",
         }
     }
 }
@@ -373,6 +398,7 @@ impl User {
             lock: None,
             password: None,
             failed_password_checks: 0,
+            password_code: None,
             created: at,
             changed: at,
             sequence: 1,
@@ -448,6 +474,12 @@ impl User {
                 return Err(Refusal::NoPassword);
             }
             Command::RemovePassword => UserChange::PasswordRemoved,
+            Command::RequestPasswordReset { code_hash, expires } => UserChange::PasswordCodeAdded {
+                hash: code_hash.clone(),
+                expires: *expires,
+            },
+            Command::FailPasswordCode if self.password_code.is_none() => return Ok(None),
+            Command::FailPasswordCode => UserChange::PasswordCodeCheckFailed,
             Command::Deactivate if self.lifecycle != Lifecycle::Active => {
                 return Err(Refusal::AlreadyInactive);
             }
@@ -498,6 +530,25 @@ impl User {
         };
         self.fold(&event);
         event
+    }
+
+    /// Whether `code_hash` is the outstanding reset code at `now`. The caller records a
+    /// wrong code with [`Command::FailPasswordCode`] when the answer is
+    /// [`CodeRefusal::Invalid`] and a code is outstanding.
+    pub fn check_password_code(&self, code_hash: &str, now: Timestamp) -> Result<(), CodeRefusal> {
+        let Some(code) = &self.password_code else {
+            return Err(CodeRefusal::Invalid);
+        };
+        if code.failed_attempts >= MAX_CODE_ATTEMPTS {
+            return Err(CodeRefusal::Exhausted);
+        }
+        if code.expires <= now {
+            return Err(CodeRefusal::Expired);
+        }
+        if code.hash != code_hash {
+            return Err(CodeRefusal::Invalid);
+        }
+        Ok(())
     }
 
     /// The hash a password check at `now` must verify against, or why no check may run:
@@ -644,10 +695,24 @@ impl User {
                     change_required: *change_required,
                 });
                 self.failed_password_checks = 0;
+                self.password_code = None;
             }
             UserChange::PasswordRemoved => {
                 self.password = None;
                 self.failed_password_checks = 0;
+                self.password_code = None;
+            }
+            UserChange::PasswordCodeAdded { hash, expires } => {
+                self.password_code = Some(PasswordCode {
+                    hash: hash.clone(),
+                    expires: *expires,
+                    failed_attempts: 0,
+                });
+            }
+            UserChange::PasswordCodeCheckFailed => {
+                if let Some(code) = &mut self.password_code {
+                    code.failed_attempts = code.failed_attempts.saturating_add(1);
+                }
             }
             UserChange::PasswordCheckFailed { failed_checks } => {
                 self.failed_password_checks = *failed_checks;

@@ -5,7 +5,7 @@
 //! [`ServiceError::Unavailable`], whose client messages never include them.
 
 use userd_domain::authz::Permission;
-use userd_domain::password::CheckRefusal;
+use userd_domain::password::{CheckRefusal, CodeRefusal};
 use userd_domain::user::Refusal;
 use userd_domain::values::InvalidValue;
 
@@ -77,6 +77,12 @@ pub enum ServiceError {
     PasswordTooWeak { rule: &'static str, message: String },
     #[error("session not found")]
     SessionNotFound { session_id: String },
+    /// A verification code that was not accepted.
+    #[error("{0}")]
+    Code(CodeRefusal),
+    /// A message was to be sent, but no notifier is configured.
+    #[error("no notification channel is configured; ask for returnCode instead")]
+    NotificationsNotConfigured,
     #[error("the database is unavailable")]
     Unavailable(#[source] Cause),
     #[error("internal error")]
@@ -129,6 +135,9 @@ impl ServiceError {
             },
             ServiceError::PasswordTooWeak { .. } => ErrorKind::InvalidArgument,
             ServiceError::SessionNotFound { .. } => ErrorKind::NotFound,
+            ServiceError::Code(CodeRefusal::Invalid) => ErrorKind::InvalidArgument,
+            ServiceError::Code(CodeRefusal::Expired | CodeRefusal::Exhausted)
+            | ServiceError::NotificationsNotConfigured => ErrorKind::FailedPrecondition,
             ServiceError::Unavailable(_) => ErrorKind::Unavailable,
             ServiceError::Internal(_) => ErrorKind::Internal,
         }
@@ -153,6 +162,8 @@ impl ServiceError {
             ServiceError::Credentials(refusal) => refusal.reason(),
             ServiceError::PasswordTooWeak { .. } => "PASSWORD_TOO_WEAK",
             ServiceError::SessionNotFound { .. } => "SESSION_NOT_FOUND",
+            ServiceError::Code(refusal) => refusal.reason(),
+            ServiceError::NotificationsNotConfigured => "NOTIFICATIONS_NOT_CONFIGURED",
             ServiceError::Unavailable(_) => "DATABASE_UNAVAILABLE",
             ServiceError::Internal(_) => "INTERNAL",
         }

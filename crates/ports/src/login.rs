@@ -76,6 +76,25 @@ pub struct SessionView {
     pub password_verified_at: Option<Timestamp>,
 }
 
+/// How a password-reset code reaches the user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResetDelivery {
+    /// The caller delivers it: the code is in the answer.
+    ReturnCode,
+    SendEmail {
+        url_template: Option<String>,
+    },
+    SendSms,
+}
+
+/// A password reset just requested.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PasswordReset {
+    pub details: ResourceDetails,
+    /// With [`ResetDelivery::ReturnCode`] only.
+    pub code: Option<String>,
+}
+
 /// Settings as read: the values that apply and where they come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EffectiveSettings<T> {
@@ -100,6 +119,14 @@ pub trait LoginService: Send + Sync {
         caller: &Caller,
         target: &UserRef,
     ) -> Result<ResourceDetails, ServiceError>;
+
+    /// Makes a password-reset code (voiding any earlier one) and delivers it.
+    async fn request_password_reset(
+        &self,
+        caller: &Caller,
+        target: &UserRef,
+        delivery: ResetDelivery,
+    ) -> Result<PasswordReset, ServiceError>;
 
     async fn create_session(
         &self,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use diesel::prelude::*;
 use userd_domain::Timestamp;
-use userd_domain::password::{Lock, LockCause, Password, PasswordHash};
+use userd_domain::password::{Lock, LockCause, Password, PasswordCode, PasswordHash};
 use userd_domain::user::{
     Contact, EmailContact, Lifecycle, PhoneContact, User, UserEvent, UsernameEntry,
 };
@@ -52,6 +52,9 @@ pub struct ProjectionRow {
     pub password_changed_at_us: Option<i64>,
     pub password_change_required: bool,
     pub failed_password_checks: i64,
+    pub password_code_hash: Option<String>,
+    pub password_code_expires_at_us: Option<i64>,
+    pub password_code_failures: i64,
 }
 
 fn to_i64(sequence: u64) -> i64 {
@@ -100,6 +103,15 @@ impl ProjectionRow {
             password_changed_at_us: password.map(|p| p.changed.unix_micros()),
             password_change_required: password.is_some_and(|p| p.change_required),
             failed_password_checks: i64::from(user.failed_password_checks),
+            password_code_hash: user.password_code.as_ref().map(|c| c.hash.clone()),
+            password_code_expires_at_us: user
+                .password_code
+                .as_ref()
+                .map(|c| c.expires.unix_micros()),
+            password_code_failures: user
+                .password_code
+                .as_ref()
+                .map_or(0, |c| i64::from(c.failed_attempts)),
         })
     }
 
@@ -163,6 +175,16 @@ impl ProjectionRow {
             },
             failed_password_checks: u32::try_from(self.failed_password_checks)
                 .map_err(|e| corrupt(Box::new(e)))?,
+            password_code: match (self.password_code_hash, self.password_code_expires_at_us) {
+                (Some(hash), Some(expires)) => Some(PasswordCode {
+                    hash,
+                    expires: Timestamp::from_unix_micros(expires),
+                    failed_attempts: u32::try_from(self.password_code_failures)
+                        .map_err(|e| corrupt(Box::new(e)))?,
+                }),
+                (None, None) => None,
+                _ => return Err(corrupt("a reset code without its expiry".into())),
+            },
             created: Timestamp::from_unix_micros(self.created_at_us),
             changed: Timestamp::from_unix_micros(self.changed_at_us),
             sequence: u64::try_from(self.sequence).map_err(|e| corrupt(Box::new(e)))?,

@@ -54,6 +54,9 @@ diesel::table! {
         password_changed_at_us -> Nullable<BigInt>,
         password_change_required -> Bool,
         failed_password_checks -> BigInt,
+        password_code_hash -> Nullable<Text>,
+        password_code_expires_at_us -> Nullable<BigInt>,
+        password_code_failures -> BigInt,
     }
 }
 

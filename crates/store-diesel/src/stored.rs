@@ -199,6 +199,8 @@ pub(crate) fn stored_event_type(change: &UserChange) -> &'static str {
         UserChange::PasswordRemoved => "user.password.removed",
         UserChange::PasswordCheckFailed { .. } => "user.password.check.failed",
         UserChange::PasswordCheckSucceeded => "user.password.check.succeeded",
+        UserChange::PasswordCodeAdded { .. } => "user.password.code.added",
+        UserChange::PasswordCodeCheckFailed => "user.password.code.check.failed",
     }
 }
 
@@ -225,6 +227,13 @@ struct StoredPasswordSetV1 {
     hash: String,
     #[serde(default)]
     change_required: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredCodeAddedV1 {
+    hash: String,
+    /// RFC 3339, microseconds exact.
+    expires: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -383,11 +392,16 @@ pub(crate) fn encode_change(change: &UserChange) -> Result<String, StoreError> {
         UserChange::PasswordCheckFailed { failed_checks } => encode(&StoredCheckFailedV1 {
             failed_checks: *failed_checks,
         }),
+        UserChange::PasswordCodeAdded { hash, expires } => encode(&StoredCodeAddedV1 {
+            hash: hash.clone(),
+            expires: expires.to_rfc3339(),
+        }),
         UserChange::Deactivated
         | UserChange::Activated
         | UserChange::Deleted
         | UserChange::PasswordRemoved
-        | UserChange::PasswordCheckSucceeded => Ok("{}".to_owned()),
+        | UserChange::PasswordCheckSucceeded
+        | UserChange::PasswordCodeCheckFailed => Ok("{}".to_owned()),
     }
 }
 
@@ -473,6 +487,16 @@ pub(crate) fn decode_change(event_type: &str, payload: &str) -> Result<UserChang
             }
         }
         "user.password.check.succeeded" => UserChange::PasswordCheckSucceeded,
+        "user.password.code.added" => {
+            let stored: StoredCodeAddedV1 = parse(payload).map_err(|e| corrupt(Box::new(e)))?;
+            let expires = Timestamp::parse_rfc3339(&stored.expires)
+                .ok_or_else(|| corrupt(format!("not a time: {:?}", stored.expires).into()))?;
+            UserChange::PasswordCodeAdded {
+                hash: stored.hash,
+                expires,
+            }
+        }
+        "user.password.code.check.failed" => UserChange::PasswordCodeCheckFailed,
         other => {
             return Err(StoreError::corrupt(
                 "an event",
@@ -569,6 +593,11 @@ mod tests {
             UserChange::PasswordRemoved,
             UserChange::PasswordCheckFailed { failed_checks: 4 },
             UserChange::PasswordCheckSucceeded,
+            UserChange::PasswordCodeAdded {
+                hash: "ab".repeat(32),
+                expires: Timestamp::from_unix_micros(1_732_292_825_645_001),
+            },
+            UserChange::PasswordCodeCheckFailed,
         ];
         for change in changes {
             let payload = encode_change(&change).unwrap();

@@ -206,6 +206,9 @@ impl<const DELETE: bool> QueryFragment<Pg> for MoveAndAppend<'_, DELETE> {
                 ", password_changed_at_us = ", Nullable<BigInt> => &row.password_changed_at_us;
                 ", password_change_required = ", Bool => &row.password_change_required;
                 ", failed_password_checks = ", BigInt => &row.failed_password_checks;
+                ", password_code_hash = ", Nullable<Text> => &row.password_code_hash;
+                ", password_code_expires_at_us = ", Nullable<BigInt> => &row.password_code_expires_at_us;
+                ", password_code_failures = ", BigInt => &row.password_code_failures;
                 " WHERE id = ", Text => &row.id;
                 " AND sequence = ", BigInt => &self.previous;
                 " RETURNING id) ";
@@ -270,7 +273,8 @@ impl QueryFragment<Pg> for CreateAndAppend<'_> {
              email, email_key, email_verified, phone, phone_verified, usernames, lifecycle, \
              locked, state, created_at_us, changed_at_us, sequence, lock_cause, \
              locked_until_us, password_hash, password_changed_at_us, \
-             password_change_required, failed_password_checks) SELECT ", Text => &row.id;
+             password_change_required, failed_password_checks, password_code_hash, \
+             password_code_expires_at_us, password_code_failures) SELECT ", Text => &row.id;
             ", ", Text => &row.id_key;
             ", ", Text => &row.org_id;
             ", ", Nullable<Text> => &row.schema_id;
@@ -293,6 +297,9 @@ impl QueryFragment<Pg> for CreateAndAppend<'_> {
             ", ", Nullable<BigInt> => &row.password_changed_at_us;
             ", ", Bool => &row.password_change_required;
             ", ", BigInt => &row.failed_password_checks;
+            ", ", Nullable<Text> => &row.password_code_hash;
+            ", ", Nullable<BigInt> => &row.password_code_expires_at_us;
+            ", ", BigInt => &row.password_code_failures;
             " WHERE NOT EXISTS (SELECT 1 FROM taken) RETURNING id, org_id), \
              names AS (INSERT INTO usernames (id, user_id, org_id, \
              username, username_key, organization_specific) SELECT n.id, created.id, \

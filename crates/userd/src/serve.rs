@@ -294,20 +294,23 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
             Duration::from_millis(ms),
         )),
     };
-    let use_cases = Arc::new(UseCases::new(Ports {
-        users: store.clone(),
-        authenticator,
-        organizations: store.clone(),
-        members: store.clone(),
-        tokens: store.clone(),
-        health: store.clone(),
-        clock: Arc::new(SystemClock),
-        ids,
-        hasher: Arc::new(userd_hasher::Argon2idHasher::per_core().map_err(StartError::Hasher)?),
-        settings: store.clone(),
-        sessions: store.clone(),
-        instance_id,
-    }));
+    let use_cases = Arc::new(
+        UseCases::new(Ports {
+            users: store.clone(),
+            authenticator,
+            organizations: store.clone(),
+            members: store.clone(),
+            tokens: store.clone(),
+            health: store.clone(),
+            clock: Arc::new(SystemClock),
+            ids,
+            hasher: Arc::new(hasher(&settings).map_err(StartError::Hasher)?),
+            settings: store.clone(),
+            sessions: store.clone(),
+            instance_id,
+        })
+        .with_code_ttl(Duration::from_secs(settings.notify.code_ttl_secs)),
+    );
     let users: Arc<dyn UserService> = use_cases.clone();
     let admin: Arc<dyn AdminService> = use_cases.clone();
     let login: Arc<dyn userd_ports::login::LoginService> = use_cases;
@@ -437,4 +440,13 @@ fn start_rpc(
     }
     tracing::info!(rpc_address = %bound, "RPC (gRPC, gRPC-web, Connect) on http://{bound}");
     Ok(RpcListener { threads })
+}
+
+fn hasher(
+    settings: &Settings,
+) -> Result<userd_hasher::Argon2idHasher, userd_ports::passwords::HashError> {
+    match settings.passwords.hash_concurrency {
+        0 => userd_hasher::Argon2idHasher::per_core(),
+        n => userd_hasher::Argon2idHasher::new(n),
+    }
 }

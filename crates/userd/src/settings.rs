@@ -22,6 +22,22 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub bootstrap: BootstrapSettings,
     pub log: LogSettings,
+    pub passwords: PasswordSettings,
+    pub notify: NotifySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordSettings {
+    /// Password hashes computed at once; 0 = one per CPU core.
+    pub hash_concurrency: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifySettings {
+    /// How long a verification code (password reset) lasts.
+    pub code_ttl_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -194,6 +210,16 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "info",
         "tracing filter, e.g. info or info,userd_store_diesel=debug",
     ),
+    (
+        "passwords.hash_concurrency",
+        "0",
+        "password hashes computed at once; 0 = one per CPU core",
+    ),
+    (
+        "notify.code_ttl_secs",
+        "3600",
+        "how long a password-reset code lasts",
+    ),
 ];
 
 /// The environment variable of a key: `server.port` is `USERD__SERVER__PORT`.
@@ -243,6 +269,11 @@ impl Settings {
             return Err(SettingsError::Invalid(
                 "server.token_cache_ms must be at most 2000, so that revoked tokens stop working \
                  within two seconds",
+            ));
+        }
+        if self.notify.code_ttl_secs == 0 {
+            return Err(SettingsError::Invalid(
+                "notify.code_ttl_secs must be at least 1",
             ));
         }
         if self.bootstrap.admin_pat_path.as_os_str().is_empty() {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Client, USERS, World, reason};
+use support::{Client, USERS, Userd, World, reason};
 use userd_testkit::{TestDatabase, on_both_backends_blocking};
 
 on_both_backends_blocking!(
@@ -20,6 +20,8 @@ on_both_backends_blocking!(
     password_rules_and_proofs,
     imported_hashes_log_in_and_no_secret_leaves_userd,
     settings_fall_back_to_the_instance_and_need_their_roles,
+    reset_codes_are_single_use_and_die_after_five_wrong_tries,
+    reset_codes_expire,
 );
 
 const RIGHT: &str = "Correct-Horse-7";
@@ -540,4 +542,108 @@ fn settings_fall_back_to_the_instance_and_need_their_roles(db: TestDatabase) {
         Some(&json!({"ctx": {"instance": true}, "maxPasswordAttempts": "-1"}).to_string()),
     );
     assert_eq!((status, bad["code"].as_u64()), (400, Some(3)), "{bad}");
+}
+
+fn request_code(w: &World, user: &str) -> String {
+    let (status, body) = w.userd.post(
+        &format!("{USERS}/{user}/password/_reset"),
+        &json!({"returnCode": {}}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["details"]["id"], user);
+    let code = body["verificationCode"].as_str().unwrap().to_owned();
+    assert_eq!(code.len(), 8, "{code}");
+    code
+}
+
+fn set_with_code(w: &World, token: &str, user: &str, code: &str, password: &str) -> (u16, Value) {
+    w.as_(
+        token,
+        "POST",
+        &format!("{USERS}/{user}/password"),
+        Some(json!({"newPassword": {"password": password, "verificationCode": code}})),
+    )
+}
+
+fn reset_codes_are_single_use_and_die_after_five_wrong_tries(db: TestDatabase) {
+    let w = World::new(db);
+    user_with_password(&w, "ida", &w.home);
+    let ida = w.token("ida");
+    let (status, body) = w.userd.post(
+        &format!("{USERS}/ida/password/_reset"),
+        &json!({"sendEmail": {}}),
+    );
+    assert_eq!(
+        (status, reason(&body)),
+        (400, "NOTIFICATIONS_NOT_CONFIGURED")
+    );
+    assert_eq!(body["code"], 9);
+
+    // The user itself, holding no role, proves itself with the code.
+    let code = request_code(&w, "ida");
+    let (status, body) = set_with_code(&w, &ida, "ida", &code.to_lowercase(), "Second-Pass-1");
+    assert_eq!(status, 200, "{body}");
+    let (status, again) = set_with_code(&w, &ida, "ida", &code, "Third-Pass-1");
+    assert_eq!(
+        (status, reason(&again)),
+        (400, "INVALID_CODE"),
+        "single use"
+    );
+    let frontend = login_client(&w);
+    assert_eq!(
+        login(&w.userd.client, &frontend, "ida", "Second-Pass-1").0,
+        201
+    );
+
+    // A new code voids the old one.
+    let old = request_code(&w, "ida");
+    let new = request_code(&w, "ida");
+    assert_eq!(
+        reason(&set_with_code(&w, &ida, "ida", &old, "Fourth-Pass-1").1),
+        "INVALID_CODE"
+    );
+
+    // Four more wrong tries make five: the fifth still says INVALID_CODE, then the code
+    // is dead, even for the right code.
+    for n in 0..4 {
+        let (status, wrong) = set_with_code(&w, &ida, "ida", "WRONGCOD", "Fourth-Pass-1");
+        assert_eq!((status, reason(&wrong)), (400, "INVALID_CODE"), "try {n}");
+    }
+    let (status, dead) = set_with_code(&w, &ida, "ida", &new, "Fourth-Pass-1");
+    assert_eq!(
+        (status, reason(&dead), dead["code"].as_u64()),
+        (400, "CODE_EXHAUSTED", Some(9))
+    );
+    let fresh = request_code(&w, "ida");
+    assert_eq!(
+        set_with_code(&w, &ida, "ida", &fresh, "Fourth-Pass-1").0,
+        200
+    );
+
+    // The code proves nothing for someone else's user.
+    w.user("other", &w.home);
+    let other = w.token("other");
+    let code = request_code(&w, "ida");
+    let (status, hidden) = set_with_code(&w, &other, "ida", &code, "Fifth-Pass-1");
+    assert_eq!((status, reason(&hidden)), (404, "USER_NOT_FOUND"));
+}
+
+fn reset_codes_expire(db: TestDatabase) {
+    let w = World::with(Userd::start_with(
+        db,
+        &[("USERD__NOTIFY__CODE_TTL_SECS", "1")],
+    ));
+    user_with_password(&w, "jon", &w.home);
+    let code = request_code(&w, "jon");
+    // The code's end is a time, not an event userd announces: wait until the server's
+    // clock, which read no later than ours when it answered, has passed it.
+    let requested = Instant::now();
+    while requested.elapsed() < Duration::from_millis(1500) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, expired) = set_with_code(&w, &w.userd.token, "jon", &code, "Other-Pass-1");
+    assert_eq!(
+        (status, reason(&expired), expired["code"].as_u64()),
+        (400, "CODE_EXPIRED", Some(9))
+    );
 }

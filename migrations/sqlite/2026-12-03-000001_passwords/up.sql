@@ -9,6 +9,10 @@ ALTER TABLE users ADD COLUMN password_hash TEXT;
 ALTER TABLE users ADD COLUMN password_changed_at_us BIGINT;
 ALTER TABLE users ADD COLUMN password_change_required BOOLEAN NOT NULL DEFAULT FALSE;
 ALTER TABLE users ADD COLUMN failed_password_checks BIGINT NOT NULL DEFAULT 0;
+-- The outstanding password-reset code: its SHA-256 only, its end, the wrong tries.
+ALTER TABLE users ADD COLUMN password_code_hash TEXT;
+ALTER TABLE users ADD COLUMN password_code_expires_at_us BIGINT;
+ALTER TABLE users ADD COLUMN password_code_failures BIGINT NOT NULL DEFAULT 0;
 
 -- Every lock before this migration was set with `_lock`.
 UPDATE users SET lock_cause = 'admin' WHERE locked;

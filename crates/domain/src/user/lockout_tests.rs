@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
-use crate::password::LockCause;
+use crate::password::{CodeRefusal, LockCause, MAX_CODE_ATTEMPTS};
 
 const SECOND: i64 = 1_000_000;
 
@@ -218,6 +218,76 @@ fn a_limit_of_zero_never_locks() {
     }
     assert_eq!(user.lock, None);
     assert_eq!(user.failed_password_checks, 50);
+}
+
+fn run(user: &User, command: Command, now: i64) -> User {
+    user.execute(&command, at(now), None).unwrap().unwrap().0
+}
+
+fn with_code(user: &User, hash: &str, expires: i64) -> User {
+    let request = Command::RequestPasswordReset {
+        code_hash: hash.to_owned(),
+        expires: at(expires),
+    };
+    run(user, request, 0)
+}
+
+#[test]
+fn a_reset_code_is_single_use() {
+    let user = with_code(&user_with_password(), "h1", 100);
+    assert_eq!(user.check_password_code("h1", at(1)), Ok(()));
+    let set = Command::SetPassword {
+        hash: hash("new"),
+        change_required: false,
+    };
+    let used = run(&user, set, 2);
+    assert_eq!(used.password_code, None);
+    assert_eq!(
+        used.check_password_code("h1", at(3)),
+        Err(CodeRefusal::Invalid)
+    );
+}
+
+#[test]
+fn a_reset_code_expires_and_a_new_one_voids_the_old() {
+    let user = with_code(&user_with_password(), "h1", 100);
+    assert_eq!(
+        user.check_password_code("h1", at(100)),
+        Err(CodeRefusal::Expired)
+    );
+    let renewed = with_code(&user, "h2", 200);
+    assert_eq!(
+        renewed.check_password_code("h1", at(1)),
+        Err(CodeRefusal::Invalid)
+    );
+    assert_eq!(renewed.check_password_code("h2", at(1)), Ok(()));
+}
+
+#[test]
+fn five_wrong_codes_exhaust_a_code() {
+    let mut user = with_code(&user_with_password(), "h1", 100);
+    for _ in 0..MAX_CODE_ATTEMPTS {
+        assert_eq!(
+            user.check_password_code("wrong", at(1)),
+            Err(CodeRefusal::Invalid)
+        );
+        user = run(&user, Command::FailPasswordCode, 1);
+    }
+    // Right or wrong, it is dead.
+    assert_eq!(
+        user.check_password_code("h1", at(1)),
+        Err(CodeRefusal::Exhausted)
+    );
+    assert_eq!(
+        user.check_password_code("wrong", at(1)),
+        Err(CodeRefusal::Exhausted)
+    );
+    // Without an outstanding code a failure records nothing.
+    let plain = user_with_password();
+    assert_eq!(
+        plain.execute(&Command::FailPasswordCode, at(1), None),
+        Ok(None)
+    );
 }
 
 #[derive(Clone, Debug)]

@@ -269,7 +269,9 @@ proptest! {
                                 Command::Delete => lifecycle = Lifecycle::Deleted,
                                 Command::Patch(_)
                                 | Command::SetPassword { .. }
-                                | Command::RemovePassword => {}
+                                | Command::RemovePassword
+                                | Command::RequestPasswordReset { .. }
+                                | Command::FailPasswordCode => {}
                             }
                             log.push(event);
                             user = next;
