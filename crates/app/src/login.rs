@@ -16,14 +16,13 @@ use userd_domain::Timestamp;
 use userd_domain::authz::{Caller, Permission};
 use userd_domain::password::{CheckRefusal, CodeRefusal, PasswordHash, Verified};
 use userd_domain::user::{Command, User, UserChange};
-use userd_domain::values::{OrgId, UserId};
+use userd_domain::values::{OrgId, UserId, username_key};
 use userd_ports::error::{ServiceError, StoreError};
 use userd_ports::login::{
     EffectiveSettings, IssuedSession, LoginService, NewPassword, PasswordProof, PasswordReset,
     ResetDelivery, SessionChecks, SessionUser, SessionView, SetPassword,
 };
 use userd_ports::passwords::{HashError, PlainPassword};
-use userd_ports::search::{Filter, ReadScope, SortColumn, TextMatch, TextMethod, UserQuery};
 use userd_ports::service::{Owner, OwnerType, ResourceDetails, UserRef};
 use userd_ports::sessions::SessionRecord;
 use userd_ports::settings::{ComplexitySettings, LockoutSettings, SettingsKind, SettingsScope};
@@ -109,15 +108,12 @@ fn require_on_instance(caller: &Caller, permission: Permission) -> Result<(), Se
 
 impl UseCases {
     async fn lockout_for(&self, org: &OrgId) -> Result<LockoutSettings, ServiceError> {
-        let own = self
+        Ok(self
             .ports
             .settings
-            .lockout(&SettingsScope::Organization(org.clone()))
-            .await?;
-        Ok(match own {
-            Some(stored) => stored.value,
-            None => self.instance_lockout().await?,
-        })
+            .lockout_applying_to(org)
+            .await?
+            .unwrap_or(LockoutSettings::DEFAULT))
     }
 
     async fn instance_lockout(&self) -> Result<LockoutSettings, ServiceError> {
@@ -179,13 +175,19 @@ impl UseCases {
 
     /// Checks `password` for the user with `user_id`, counting a failure and locking at
     /// the limit. `Ok` with the user's state after the check when it passed.
+    /// `loaded` is the user when the caller just read it, saving a read.
     pub(crate) async fn check_password(
         &self,
         user_id: &UserId,
+        loaded: Option<User>,
         password: &PlainPassword,
         actor: Option<UserId>,
     ) -> Result<User, ServiceError> {
-        let Some(mut user) = self.live_user(user_id).await? else {
+        let loaded = match loaded {
+            Some(user) => Some(user),
+            None => self.live_user(user_id).await?,
+        };
+        let Some(mut user) = loaded else {
             return Err(self.refuse_unknown(password).await);
         };
         for _ in 0..CHECK_ATTEMPTS {
@@ -452,42 +454,14 @@ impl UseCases {
                 (user, name)
             })),
             SessionUser::LoginName { name, organization } => {
-                let username = |organization_specific| Filter::Username {
-                    text: TextMatch {
-                        value: name.clone(),
-                        method: TextMethod::EqualsIgnoreCase,
-                    },
-                    organization_specific: Some(organization_specific),
-                };
-                let filter = match organization {
-                    None => username(false),
-                    Some(org) => Filter::Or(vec![
-                        username(false),
-                        Filter::And(vec![
-                            username(true),
-                            Filter::OrganizationId(TextMatch {
-                                value: org.to_string(),
-                                method: TextMethod::Equals,
-                            }),
-                        ]),
-                    ]),
-                };
-                let page = self
+                let found = self
                     .ports
                     .users
-                    .search(&UserQuery {
-                        filter,
-                        scope: ReadScope::Everything,
-                        sort: SortColumn::Id,
-                        descending: false,
-                        offset: 0,
-                        limit: 2,
-                        at: self.ports.clock.now(),
-                    })
+                    .find_by_login_name(&username_key(name), organization.clone())
                     .await?;
                 // The username rules make a match unique; two would be a broken store,
                 // and guessing between them is not an option.
-                Ok(match page.users.as_slice() {
+                Ok(match found.as_slice() {
                     [only] => Some((only.clone(), name.clone())),
                     _ => None,
                 })
@@ -541,7 +515,7 @@ impl LoginService for UseCases {
         let freely = self.may_set_password_freely(caller, target).await?;
         match &request.proof {
             PasswordProof::CurrentPassword(current) => {
-                self.check_password(&target.id, current, Some(caller.user_id.clone()))
+                self.check_password(&target.id, None, current, Some(caller.user_id.clone()))
                     .await?;
             }
             PasswordProof::VerificationCode(code) => {
@@ -640,7 +614,12 @@ impl LoginService for UseCases {
         let (user, password_verified_at) = match &checks.password {
             Some(password) => {
                 let checked = self
-                    .check_password(&user.id, password, Some(caller.user_id.clone()))
+                    .check_password(
+                        &user.id.clone(),
+                        Some(user),
+                        password,
+                        Some(caller.user_id.clone()),
+                    )
                     .await?;
                 (checked, Some(self.ports.clock.now()))
             }
@@ -711,8 +690,13 @@ impl LoginService for UseCases {
         }
         let mut password_verified_at = session.password_verified_at;
         if let Some(password) = &checks.password {
-            self.check_password(&user.id, password, Some(caller.user_id.clone()))
-                .await?;
+            self.check_password(
+                &user.id,
+                Some(user.clone()),
+                password,
+                Some(caller.user_id.clone()),
+            )
+            .await?;
             password_verified_at = Some(self.ports.clock.now());
         }
         let now = self.ports.clock.now().max(session.changed);

@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod load;
+pub mod logins;
 pub mod pgbench;
 pub mod sqlite_limit;
 

@@ -125,7 +125,7 @@ async fn verifying_nothing_spends_a_verification() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn no_more_hashes_run_at_once_than_there_are_permits() {
+async fn no_more_hashes_run_at_once_than_there_are_threads() {
     static RUNNING: AtomicUsize = AtomicUsize::new(0);
     static MOST: AtomicUsize = AtomicUsize::new(0);
     let hasher = Argon2idHasher::new(2).unwrap();
@@ -148,10 +148,16 @@ async fn no_more_hashes_run_at_once_than_there_are_permits() {
         call.await.unwrap().unwrap();
     }
     let most = MOST.load(Ordering::SeqCst);
-    assert!(most <= 2, "{most} ran at once with 2 permits");
-    assert_eq!(
-        hasher.permits.available_permits(),
-        2,
-        "every permit came back"
-    );
+    assert!(most <= 2, "{most} ran at once on 2 threads");
+    assert_eq!(most, 2, "both threads were used");
+}
+
+#[tokio::test]
+async fn a_panicking_job_is_an_error_and_the_threads_go_on() {
+    let hasher = Argon2idHasher::new(1).unwrap();
+    let failed = hasher
+        .bounded(|| -> Result<(), HashError> { panic!("boom") })
+        .await;
+    assert!(matches!(failed, Err(HashError::Internal(_))));
+    hasher.verify_nothing(&plain("still works")).await.unwrap();
 }

@@ -32,6 +32,16 @@ pub trait UserRepository: Send + Sync {
     /// an expired lockout, counts a failure and locks).
     async fn append_all(&self, state: &User, events: &[UserEvent]) -> Result<(), StoreError>;
 
+    /// The live users a login name names: those with a username whose comparison key
+    /// ([`userd_domain::values::username_key`]) is `name_key` and that is not
+    /// organization-specific, or is specific to `org`. At most two are returned (the
+    /// username rules allow one; two mean the rules were broken).
+    async fn find_by_login_name(
+        &self,
+        name_key: &str,
+        org: Option<OrgId>,
+    ) -> Result<Vec<User>, StoreError>;
+
     /// One page of the live users matching `query`, and how many match in all.
     async fn search(&self, query: &UserQuery) -> Result<UserPage, StoreError>;
 }

@@ -91,6 +91,11 @@ pub trait SettingsRepository: Send + Sync {
         at: userd_domain::Timestamp,
     ) -> Result<RecordTimes, StoreError>;
 
+    /// The lockout settings that apply in `org`: its own, else the instance's, else
+    /// none stored; one read, as every password check needs it.
+    async fn lockout_applying_to(&self, org: &OrgId)
+    -> Result<Option<LockoutSettings>, StoreError>;
+
     async fn complexity(
         &self,
         scope: &SettingsScope,

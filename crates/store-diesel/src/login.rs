@@ -160,6 +160,29 @@ impl SettingsRepository for Database {
             .await
     }
 
+    async fn lockout_applying_to(
+        &self,
+        org: &OrgId,
+    ) -> Result<Option<LockoutSettings>, StoreError> {
+        let org = org.to_string();
+        let rows: Vec<(String, String)> = self
+            .run(move |conn| {
+                login_settings::table
+                    .filter(login_settings::kind.eq(SettingsKind::Lockout.as_str()))
+                    .filter(login_settings::scope.eq_any([org, String::new()]))
+                    .select((login_settings::scope, login_settings::value))
+                    .load(conn)
+                    .map_err(store_error)
+            })
+            .await?;
+        // The organization's own ('' sorts first, so look for it by name).
+        let own = rows.iter().find(|(scope, _)| !scope.is_empty());
+        let instance = rows.iter().find(|(scope, _)| scope.is_empty());
+        own.or(instance)
+            .map(|(_, value)| decode_lockout(value))
+            .transpose()
+    }
+
     async fn complexity(
         &self,
         scope: &SettingsScope,

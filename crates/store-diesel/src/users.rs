@@ -9,7 +9,7 @@ use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::{PgConnection, QueryResult};
 use sha2::{Digest, Sha256};
 use userd_domain::user::{User, UserChange, UserEvent};
-use userd_domain::values::UserId;
+use userd_domain::values::{OrgId, UserId};
 use userd_ports::error::StoreError;
 use userd_ports::repository::UserRepository;
 use userd_ports::search::{UserPage, UserQuery};
@@ -535,6 +535,44 @@ impl UserRepository for Database {
             self.appended.count(event.change.event_type());
         }
         Ok(())
+    }
+
+    async fn find_by_login_name(
+        &self,
+        name_key: &str,
+        org: Option<OrgId>,
+    ) -> Result<Vec<User>, StoreError> {
+        let (name_key, org) = (name_key.to_owned(), org.map(|org| org.to_string()));
+        let rows = self
+            .run(move |conn| {
+                // `org_id = $2` with $2 NULL matches nothing: one statement text either way.
+                macro_rules! query {
+                    () => {
+                        users::table
+                            .filter(
+                                users::id.eq_any(
+                                    usernames::table
+                                        .filter(usernames::username_key.eq(&name_key))
+                                        .filter(
+                                            usernames::organization_specific
+                                                .eq(false)
+                                                .or(usernames::org_id.nullable().eq(&org)),
+                                        )
+                                        .select(usernames::user_id),
+                                ),
+                            )
+                            .select(ProjectionRow::as_select())
+                            .limit(2)
+                    };
+                }
+                match conn {
+                    DbConnection::Postgres(pg) => query!().load(pg),
+                    DbConnection::Sqlite(sqlite) => query!().load(sqlite),
+                }
+                .map_err(store_error)
+            })
+            .await?;
+        rows.into_iter().map(ProjectionRow::into_user).collect()
     }
 
     async fn search(&self, query: &UserQuery) -> Result<UserPage, StoreError> {

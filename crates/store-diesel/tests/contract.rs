@@ -1127,6 +1127,49 @@ async fn settings_are_stored_per_scope_and_sessions_round_trip(db: TestDatabase)
         Err(StoreError::OrganizationNotFound)
     ));
 
+    f.db.set_lockout(
+        &SettingsScope::Instance,
+        &LockoutSettings::DEFAULT,
+        Timestamp::UNIX_EPOCH,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        f.db.lockout_applying_to(&f.org).await.unwrap(),
+        Some(LockoutSettings::DEFAULT)
+    );
+    f.db.set_lockout(&org, &lockout, Timestamp::UNIX_EPOCH)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.db.lockout_applying_to(&f.org).await.unwrap(),
+        Some(lockout)
+    );
+
+    // Login names: an organization-specific username counts only with its organization.
+    f.create("zoe", &f.org, &[("Zoë", true)]).await.unwrap();
+    f.create("max", &f.org, &[("max", false)]).await.unwrap();
+    let named = |name: &'static str, org: Option<OrgId>| {
+        let db = f.db.clone();
+        async move {
+            let key = userd_domain::values::username_key(name);
+            let found = db.find_by_login_name(&key, org).await.unwrap();
+            found
+                .into_iter()
+                .map(|u| u.id.to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(named("ZOË", None).await.is_empty());
+    assert_eq!(named("ZOË", Some(f.org.clone())).await, ["zoe"]);
+    assert!(
+        named("zoë", Some(OrgId::new("999").unwrap()))
+            .await
+            .is_empty()
+    );
+    assert_eq!(named("MAX", None).await, ["max"]);
+    assert_eq!(named("max", Some(f.org.clone())).await, ["max"]);
+
     let user = f.create("u1", &f.org, &[]).await.unwrap();
     let session = SessionRecord {
         id: "s1".into(),

@@ -5,9 +5,12 @@
 //!   as a ratio of pgbench's is the figure to quote.
 //! - SQLite: the same scenarios, against the same statements run in-process by threads.
 //! - Resident memory of userd at idle and under the flow load.
+//! - Password logins (PostgreSQL): successful logins per second against argon2id
+//!   verifications in-process on as many threads as userd hashes with; then memory and
+//!   `/healthz` latency with 200 logins in flight. `--backend logins` runs only this.
 //!
 //! cargo build --release -p userd -p userd-bench && target/release/perf-bench
-//!     [--seconds 30] [--short] [--backend postgres|sqlite|both] [--userd PATH]
+//!     [--seconds 30] [--short] [--backend postgres|sqlite|both|logins] [--userd PATH]
 //!
 //! `--short` runs each part for two seconds: it checks that everything works and
 //! reports, not how fast.
@@ -21,12 +24,15 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use userd_bench::load::{LoadReport, LoadSettings, Scenario, resident_mib, run};
+use userd_bench::logins::{self, LoginReport};
 use userd_bench::{
     BenchDatabase, Error, UserdProcess, argument, default_userd_binary, pgbench, sqlite_limit,
 };
 
 const FLOW_CLIENTS: usize = 16;
 const READ_CLIENTS: usize = 32;
+const LOGIN_CLIENTS: usize = 16;
+const STORM_CLIENTS: usize = 200;
 
 #[derive(Clone)]
 struct Plan {
@@ -164,6 +170,7 @@ async fn postgres(plan: &Plan) -> Result<Value, Error> {
     println!("{}", grpc_flow.table());
     let (read, _) = load(plan, &userd, Scenario::Read).await?;
     println!("{}", read.table());
+    let logins = login_part(plan, &userd).await?;
     drop(userd);
 
     let org =
@@ -186,6 +193,7 @@ async fn postgres(plan: &Plan) -> Result<Value, Error> {
         "pgbench, same statements",
     );
     summary["memory_mib"] = json!({"idle": idle, "flow_peak": flow_peak});
+    summary["logins"] = logins.json();
     summary["grpc_flow"] = json!({
         "userd_per_second": grpc_flow.iterations_per_second(),
         "ratio_to_rest_flow": ratio(grpc_flow.iterations_per_second(), flow.iterations_per_second()),
@@ -216,6 +224,52 @@ async fn postgres(plan: &Plan) -> Result<Value, Error> {
         check_grpc_targets(&flow, &grpc_flow);
     }
     Ok(summary)
+}
+
+/// The login part, on a userd already started.
+async fn login_part(plan: &Plan, userd: &UserdProcess) -> Result<LoginReport, Error> {
+    let report = logins::run(
+        userd,
+        LOGIN_CLIENTS,
+        STORM_CLIENTS,
+        plan.warmup,
+        plan.seconds,
+    )
+    .await?;
+    println!("Password logins:\n\n{}", report.table());
+    if !plan.short {
+        let verdicts = [
+            (
+                "logins >= 0.85 x in-process argon2id",
+                report.ratio() >= 0.85,
+            ),
+            ("login errors: none", report.errors == 0),
+            (
+                "resident < 200 MiB with 200 logins in flight",
+                report.storm_peak_resident_mib < 200.0,
+            ),
+            (
+                "/healthz < 50 ms meanwhile",
+                report.storm_healthz.max < 50.0,
+            ),
+        ];
+        for (target, met) in verdicts {
+            println!("target {target}: {}", if met { "met" } else { "NOT met" });
+        }
+        println!();
+    }
+    Ok(report)
+}
+
+/// Only the login part, on a fresh PostgreSQL database.
+async fn logins_only(plan: &Plan) -> Result<Value, Error> {
+    let database = BenchDatabase::create("logins")?;
+    let dir = tempdir("logins")?;
+    let userd = UserdProcess::start(&plan.binary, &database.url, &dir, &[])?;
+    let report = login_part(plan, &userd).await?;
+    drop(userd);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(json!({"backend": "postgres", "logins": report.json()}))
 }
 
 async fn sqlite(plan: &Plan) -> Result<Value, Error> {
@@ -351,6 +405,9 @@ async fn main() -> Result<(), Error> {
     }
     if backend == "both" || backend == "sqlite" {
         results.push(sqlite(&plan).await?);
+    }
+    if backend == "logins" {
+        results.push(logins_only(&plan).await?);
     }
     println!(
         "{}",
