@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use userd_domain::Timestamp;
 use userd_domain::authz::{Caller, Permission};
 use userd_domain::password::{CheckRefusal, CodeRefusal, PasswordHash, Verified};
-use userd_domain::user::{Command, User, UserChange};
+use userd_domain::user::{Command, User};
 use userd_domain::values::{OrgId, UserId, username_key};
 use userd_ports::error::{ServiceError, StoreError};
 use userd_ports::login::{
@@ -236,8 +236,9 @@ impl UseCases {
                         Err(other) => return Err(other.into()),
                     }
                 }
+                // Locked now: its tokens stop at once, not when the cache expires.
                 if check.next.lock.is_some() && user.lock.is_none() {
-                    self.standing_changed(&check.next.id).await;
+                    self.ports.authenticator.forget_user(&check.next.id);
                 }
                 if !check.passed {
                     return Err(invalid_credentials());
@@ -283,16 +284,6 @@ impl UseCases {
             .filter(|user| !user.is_deleted()))
     }
 
-    /// Forgets what is cached about a user's credentials and ends its sessions, after it
-    /// was locked, deactivated or got a new password. Sessions are also judged against
-    /// the user at each use, so a failure here is logged, not fatal.
-    pub(crate) async fn standing_changed(&self, user: &UserId) {
-        self.ports.authenticator.forget_user(user);
-        if let Err(error) = self.ports.sessions.delete_sessions_of(user).await {
-            tracing::warn!(user_id = %user, %error, "could not end the user's sessions");
-        }
-    }
-
     /// Runs a password command on `target` for `caller`, who may act with `user.write`
     /// or, on its own user, with a proof.
     async fn password_command(
@@ -326,15 +317,7 @@ impl UseCases {
                 return Ok(ResourceDetails::of_user(&user));
             };
             match self.ports.users.append(&next, &event).await {
-                Ok(()) => {
-                    if matches!(
-                        event.change,
-                        UserChange::PasswordSet { .. } | UserChange::PasswordRemoved
-                    ) {
-                        self.standing_changed(&next.id).await;
-                    }
-                    return Ok(ResourceDetails::of_user(&next));
-                }
+                Ok(()) => return Ok(ResourceDetails::of_user(&next)),
                 Err(StoreError::Conflict) => continue,
                 Err(other) => return Err(other.into()),
             }
@@ -428,10 +411,7 @@ impl UseCases {
                 Err(other) => return Err(other.into()),
             }
             return match outcome {
-                Ok(()) => {
-                    self.standing_changed(&next.id).await;
-                    Ok(ResourceDetails::of_user(&next))
-                }
+                Ok(()) => Ok(ResourceDetails::of_user(&next)),
                 Err(refusal) => Err(ServiceError::Code(refusal)),
             };
         }
@@ -489,11 +469,7 @@ impl UseCases {
             return Err(gone());
         }
         let user = self.live_user(&session.user_id).await?.ok_or_else(gone)?;
-        let new_password = user
-            .password
-            .as_ref()
-            .is_some_and(|password| password.changed > session.created);
-        if !user.may_authenticate_at(now) || new_password {
+        if !user.keeps_session(session.created, now) {
             return Err(gone());
         }
         Ok((session, user))

@@ -66,19 +66,6 @@ fn changes_standing(command: &Command) -> bool {
     !matches!(command, Command::Patch(_))
 }
 
-/// Whether the command ends the user's login sessions for good (docs/api.md: a session
-/// is gone once its user is locked, deactivated or deleted, or changes password).
-fn ends_sessions(command: &Command) -> bool {
-    matches!(
-        command,
-        Command::Lock
-            | Command::Deactivate
-            | Command::Delete
-            | Command::SetPassword { .. }
-            | Command::RemovePassword
-    )
-}
-
 fn invalid_filter(reason: &'static str, message: String) -> ServiceError {
     ServiceError::InvalidArgument {
         reason,
@@ -292,9 +279,7 @@ impl UserService for UseCases {
             };
             match self.ports.users.append(&next, &event).await {
                 Ok(()) => {
-                    if ends_sessions(&command) {
-                        self.standing_changed(&next.id).await;
-                    } else if changes_standing(&command) {
+                    if changes_standing(&command) {
                         self.ports.authenticator.forget_user(&next.id);
                     }
                     return Ok(ResourceDetails::of_user(&next));

@@ -112,6 +112,9 @@ pub struct User {
     pub failed_password_checks: u32,
     /// The outstanding password-reset code, if one was requested and not yet used.
     pub password_code: Option<PasswordCode>,
+    /// Login sessions begun before this time are over: the time of the last lock,
+    /// deactivation or password change (the creation, before any).
+    pub sessions_valid_from: Timestamp,
     /// Time of the first event.
     pub created: Timestamp,
     /// Time of the last event.
@@ -399,6 +402,7 @@ impl User {
             password: None,
             failed_password_checks: 0,
             password_code: None,
+            sessions_valid_from: at,
             created: at,
             changed: at,
             sequence: 1,
@@ -432,6 +436,14 @@ impl User {
     /// Whether the user's credentials work at `now`: only while active and not locked.
     pub fn may_authenticate_at(&self, now: Timestamp) -> bool {
         self.state_at(now) == UserState::Active
+    }
+
+    /// Whether a login session begun at `began` still counts at `now`: the user may
+    /// authenticate, and was not locked, deactivated or given a new password since (an
+    /// unlock does not bring a session back). Judged on the user as stored, so every
+    /// process agrees without a write to the sessions.
+    pub fn keeps_session(&self, began: Timestamp, now: Timestamp) -> bool {
+        self.may_authenticate_at(now) && began > self.sessions_valid_from
     }
 
     /// The user as it reads at `now`: a timed lockout that ran out is no longer shown.
@@ -680,7 +692,10 @@ impl User {
                     self.contact.phone = Some(phone);
                 }
             }
-            UserChange::Locked(lock) => self.lock = Some(*lock),
+            UserChange::Locked(lock) => {
+                self.lock = Some(*lock);
+                self.sessions_valid_from = event.at;
+            }
             UserChange::Unlocked(_) => {
                 self.lock = None;
                 self.failed_password_checks = 0;
@@ -696,11 +711,13 @@ impl User {
                 });
                 self.failed_password_checks = 0;
                 self.password_code = None;
+                self.sessions_valid_from = event.at;
             }
             UserChange::PasswordRemoved => {
                 self.password = None;
                 self.failed_password_checks = 0;
                 self.password_code = None;
+                self.sessions_valid_from = event.at;
             }
             UserChange::PasswordCodeAdded { hash, expires } => {
                 self.password_code = Some(PasswordCode {
@@ -718,7 +735,10 @@ impl User {
                 self.failed_password_checks = *failed_checks;
             }
             UserChange::PasswordCheckSucceeded => self.failed_password_checks = 0,
-            UserChange::Deactivated => self.lifecycle = Lifecycle::Inactive,
+            UserChange::Deactivated => {
+                self.lifecycle = Lifecycle::Inactive;
+                self.sessions_valid_from = event.at;
+            }
             UserChange::Activated => self.lifecycle = Lifecycle::Active,
             UserChange::Deleted => self.lifecycle = Lifecycle::Deleted,
         }

@@ -183,10 +183,20 @@ impl Argon2idHasher {
             &mut password_hash::rand_core::OsRng,
             &mut random,
         );
+        // Made on a hashing thread, whose argon2 memory is kept anyway, rather than
+        // leaving 19 MiB with the caller's thread (the main thread, at start-up).
+        let (made, decoy) = mpsc::channel();
+        jobs.send(Box::new(move || {
+            let _ = made.send(hash_now(&random));
+        }))
+        .map_err(|_| HashError::Internal("the hashing threads are gone".into()))?;
+        let decoy = decoy
+            .recv()
+            .map_err(|_| HashError::Internal("a hashing thread panicked".into()))??;
         Ok(Argon2idHasher {
             jobs,
             threads,
-            decoy: Arc::new(hash_now(&random)?),
+            decoy: Arc::new(decoy),
         })
     }
 

@@ -40,8 +40,4 @@ pub trait SessionRepository: Send + Sync {
 
     /// False when there was no such session.
     async fn delete_session(&self, id: &str) -> Result<bool, StoreError>;
-
-    /// Ends every session of a user whose standing changed (locked, deactivated, new
-    /// password), so that unlocking does not bring them back.
-    async fn delete_sessions_of(&self, user: &UserId) -> Result<u64, StoreError>;
 }

@@ -347,15 +347,4 @@ impl SessionRepository for Database {
         })
         .await
     }
-
-    async fn delete_sessions_of(&self, user: &UserId) -> Result<u64, StoreError> {
-        let user = user.to_string();
-        self.run(move |conn| {
-            diesel::delete(sessions::table.filter(sessions::user_id.eq(user)))
-                .execute(conn)
-                .map(|deleted| deleted as u64)
-                .map_err(store_error)
-        })
-        .await
-    }
 }

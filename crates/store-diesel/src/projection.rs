@@ -55,6 +55,7 @@ pub struct ProjectionRow {
     pub password_code_hash: Option<String>,
     pub password_code_expires_at_us: Option<i64>,
     pub password_code_failures: i64,
+    pub sessions_valid_from_us: i64,
 }
 
 fn to_i64(sequence: u64) -> i64 {
@@ -112,6 +113,7 @@ impl ProjectionRow {
                 .password_code
                 .as_ref()
                 .map_or(0, |c| i64::from(c.failed_attempts)),
+            sessions_valid_from_us: user.sessions_valid_from.unix_micros(),
         })
     }
 
@@ -185,6 +187,7 @@ impl ProjectionRow {
                 (None, None) => None,
                 _ => return Err(corrupt("a reset code without its expiry".into())),
             },
+            sessions_valid_from: Timestamp::from_unix_micros(self.sessions_valid_from_us),
             created: Timestamp::from_unix_micros(self.created_at_us),
             changed: Timestamp::from_unix_micros(self.changed_at_us),
             sequence: u64::try_from(self.sequence).map_err(|e| corrupt(Box::new(e)))?,

@@ -231,6 +231,8 @@ async fn a_rebuild_repairs_the_tables_and_keeps_memberships(db: TestDatabase) {
     .replace(") VALUES (", ") VALUES ('user', ");
     let org = fixture["organizations"][0]["id"].as_str().unwrap();
     sql += &format!("INSERT INTO org_members VALUES ('{org}', 'ada', 'ORG_OWNER', 1, 1);");
+    // The fixture's rows predate sessions_valid_from_us; set it as the migration does.
+    sql += "UPDATE users SET sessions_valid_from_us = created_at_us;";
     // Damage: a wrong flag, a missing row, a row for a user the log deleted.
     sql += "UPDATE users SET locked = TRUE, state = 'USER_STATE_LOCKED' WHERE id = 'ada';";
     sql += "DELETE FROM usernames WHERE user_id = 'ada';";

@@ -14,7 +14,13 @@ use userd_ports::repository::{Authenticator, UserRepository};
 use userd_store_diesel::{Database, DatabaseTarget, PoolSettings, UsernameClash};
 use userd_testkit::{TestDatabase, on_both_backends};
 
-on_both_backends!(a_database_of_the_first_release_is_upgraded);
+on_both_backends!(
+    a_database_of_the_first_release_is_upgraded,
+    locks_and_deactivations_before_passwords_read_as_the_log_says,
+);
+
+/// The last SQL migration before passwords and lockout.
+const BEFORE_PASSWORDS: &str = "2026-12-02-000001";
 
 /// The last SQL migration of the first release.
 const FIRST_RELEASE: &str = "2026-11-28-000001";
@@ -133,4 +139,43 @@ async fn a_database_of_the_first_release_is_upgraded(db: TestDatabase) {
     ));
     let again = store.migrate().unwrap();
     assert!(again.data.applied.is_empty(), "data migrations run once");
+}
+
+/// A user locked and deactivated by a release without lockout: after the upgrade its lock
+/// is an administrator's (never ending by itself), sessions count only from its
+/// deactivation, and the tables still equal the fold of the log.
+async fn locks_and_deactivations_before_passwords_read_as_the_log_says(db: TestDatabase) {
+    let target = DatabaseTarget::parse(&db.url).unwrap();
+    let store = Database::open(&target, &PoolSettings::default()).unwrap();
+    store.migrate_sql_through(BEFORE_PASSWORDS).unwrap();
+    let mut sql = String::from("INSERT INTO organizations VALUES ('o1', 'One', 1, 1);");
+    sql += "INSERT INTO users (id, id_key, org_id, schema_id, data, email, email_key, \
+            email_verified, phone, phone_verified, usernames, lifecycle, locked, state, \
+            created_at_us, changed_at_us, sequence) VALUES ('u1', 'u1', 'o1', NULL, '{}', \
+            NULL, NULL, FALSE, NULL, FALSE, '[]', 'INACTIVE', TRUE, 'USER_STATE_INACTIVE', \
+            10, 30, 3);";
+    for (sequence, event_type, payload, at) in [
+        (1, "user.created", r#"{"orgId":"o1"}"#, 10),
+        (2, "user.locked", "{}", 20),
+        (3, "user.deactivated", "{}", 30),
+    ] {
+        sql += &format!(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, org_id, \
+             actor_id, payload, created_at_us) VALUES ('user', 'u1', {sequence}, \
+             '{event_type}', 'o1', NULL, '{payload}', {at});"
+        );
+    }
+    raw_sql(&db.url, &sql);
+    store.migrate().unwrap();
+
+    let user = store
+        .find(&UserId::new("u1").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(user.lock, Some(userd_domain::password::Lock::ADMIN));
+    assert_eq!(user.sessions_valid_from, Timestamp::from_unix_micros(30));
+    assert_eq!(user.password, None);
+    let drift = store.verify_projection().await.unwrap();
+    assert!(drift.is_clean(), "{drift:?}");
 }

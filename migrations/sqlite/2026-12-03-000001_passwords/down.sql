@@ -1,5 +1,6 @@
 DROP TABLE sessions;
 DROP TABLE login_settings;
+ALTER TABLE users DROP COLUMN sessions_valid_from_us;
 ALTER TABLE users DROP COLUMN password_code_failures;
 ALTER TABLE users DROP COLUMN password_code_expires_at_us;
 ALTER TABLE users DROP COLUMN password_code_hash;

@@ -13,6 +13,15 @@ ALTER TABLE users ADD COLUMN failed_password_checks BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE users ADD COLUMN password_code_hash TEXT;
 ALTER TABLE users ADD COLUMN password_code_expires_at_us BIGINT;
 ALTER TABLE users ADD COLUMN password_code_failures BIGINT NOT NULL DEFAULT 0;
+-- Sessions begun before this are over (the last lock, deactivation or password change).
+ALTER TABLE users ADD COLUMN sessions_valid_from_us BIGINT NOT NULL DEFAULT 0;
+-- As the fold of the log computes it: the last such event, else the creation.
+UPDATE users SET sessions_valid_from_us = COALESCE(
+    (SELECT MAX(e.created_at_us) FROM events e
+      WHERE e.aggregate_type = 'user' AND e.aggregate_id = users.id
+        AND e.event_type IN ('user.locked', 'user.deactivated',
+                             'user.password.set', 'user.password.removed')),
+    created_at_us);
 
 -- Every lock before this migration was set with `_lock`.
 UPDATE users SET lock_cause = 'admin' WHERE locked;

@@ -127,8 +127,7 @@ impl Mocks {
         clock
             .expect_now()
             .returning(|| Timestamp::from_unix_micros(NOW));
-        let mut sessions = userd_ports::sessions::MockSessionRepository::new();
-        sessions.expect_delete_sessions_of().returning(|_| Ok(0));
+        let sessions = userd_ports::sessions::MockSessionRepository::new();
         UseCases::new(Ports {
             users: Arc::new(self.users),
             authenticator: Arc::new(self.authenticator),
