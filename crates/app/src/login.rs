@@ -84,6 +84,12 @@ fn check_complexity(password: &str, settings: &ComplexitySettings) -> Result<(),
     Ok(())
 }
 
+fn session_not_found(session_id: &str) -> ServiceError {
+    ServiceError::SessionNotFound {
+        session_id: session_id.to_owned(),
+    }
+}
+
 fn session_details(session: &SessionRecord) -> ResourceDetails {
     ResourceDetails {
         id: session.id.clone(),
@@ -275,6 +281,24 @@ impl UseCases {
         }
     }
 
+    /// A stored session, ended or not; not found when there is none.
+    async fn stored_session(&self, session_id: &str) -> Result<SessionRecord, ServiceError> {
+        self.ports
+            .sessions
+            .find_session(session_id)
+            .await?
+            .ok_or_else(|| session_not_found(session_id))
+    }
+
+    /// The live user `target` names; not found when there is none.
+    async fn target_user(&self, target: &UserRef) -> Result<User, ServiceError> {
+        self.live_user(&target.id)
+            .await?
+            .ok_or_else(|| ServiceError::UserNotFound {
+                user_id: target.id.to_string(),
+            })
+    }
+
     async fn live_user(&self, id: &UserId) -> Result<Option<User>, ServiceError> {
         Ok(self
             .ports
@@ -293,11 +317,7 @@ impl UseCases {
         command: impl Fn(&User) -> Command + Send + Sync,
     ) -> Result<ResourceDetails, ServiceError> {
         for _ in 0..self.write_attempts {
-            let Some(user) = self.live_user(&target.id).await? else {
-                return Err(ServiceError::UserNotFound {
-                    user_id: target.id.to_string(),
-                });
-            };
+            let user = self.target_user(target).await?;
             if let Some(condition) = &target.if_match
                 && !condition.matches(user.sequence)
             {
@@ -359,12 +379,7 @@ impl UseCases {
 
     /// The organization of a live user.
     async fn org_of(&self, target: &UserRef) -> Result<OrgId, ServiceError> {
-        self.live_user(&target.id)
-            .await?
-            .map(|user| user.org_id)
-            .ok_or_else(|| ServiceError::UserNotFound {
-                user_id: target.id.to_string(),
-            })
+        Ok(self.target_user(target).await?.org_id)
     }
 
     /// Sets a password with a reset code as the proof. The code is checked on the same
@@ -380,11 +395,7 @@ impl UseCases {
     ) -> Result<ResourceDetails, ServiceError> {
         let actor = Some(caller.user_id.clone());
         for _ in 0..self.write_attempts {
-            let Some(user) = self.live_user(&target.id).await? else {
-                return Err(ServiceError::UserNotFound {
-                    user_id: target.id.to_string(),
-                });
-            };
+            let user = self.target_user(target).await?;
             let now = self.ports.clock.now();
             let (command, outcome) = match user.check_password_code(code_hash, now) {
                 Ok(()) => (
@@ -456,15 +467,8 @@ impl UseCases {
         session_id: &str,
         now: Timestamp,
     ) -> Result<(SessionRecord, User), ServiceError> {
-        let gone = || ServiceError::SessionNotFound {
-            session_id: session_id.to_owned(),
-        };
-        let session = self
-            .ports
-            .sessions
-            .find_session(session_id)
-            .await?
-            .ok_or_else(gone)?;
+        let gone = || session_not_found(session_id);
+        let session = self.stored_session(session_id).await?;
         if session.expires_at.is_some_and(|expires| expires <= now) {
             return Err(gone());
         }
@@ -733,17 +737,9 @@ impl LoginService for UseCases {
         session_id: &str,
     ) -> Result<ResourceDetails, ServiceError> {
         require_on_instance(caller, Permission::SessionWrite)?;
-        let gone = || ServiceError::SessionNotFound {
-            session_id: session_id.to_owned(),
-        };
-        let session = self
-            .ports
-            .sessions
-            .find_session(session_id)
-            .await?
-            .ok_or_else(gone)?;
+        let session = self.stored_session(session_id).await?;
         if !self.ports.sessions.delete_session(session_id).await? {
-            return Err(gone());
+            return Err(session_not_found(session_id));
         }
         Ok(ResourceDetails {
             changed: self.ports.clock.now(),
