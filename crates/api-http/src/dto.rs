@@ -116,16 +116,6 @@ impl CreateUserRequest {
             .password
             .map(|input| input.into_request("authenticators.password"))
             .transpose()?;
-        if password
-            .as_ref()
-            .is_some_and(|p| p.proof != userd_ports::login::PasswordProof::None)
-        {
-            return Err(ServiceError::InvalidArgument {
-                reason: "INVALID_ARGUMENT",
-                message: "authenticators.password: a new user has no password to prove".into(),
-                field: Some("authenticators.password".into()),
-            });
-        }
         let usernames = authenticators
             .usernames
             .unwrap_or_default()

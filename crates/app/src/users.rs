@@ -176,6 +176,17 @@ impl UserService for UseCases {
             }
         })?;
 
+        if new_user
+            .password
+            .as_ref()
+            .is_some_and(|p| p.proof != userd_ports::login::PasswordProof::None)
+        {
+            return Err(ServiceError::InvalidArgument {
+                reason: "INVALID_ARGUMENT",
+                message: "authenticators.password: a new user has no password to prove".into(),
+                field: Some("authenticators.password".into()),
+            });
+        }
         let password = match &new_user.password {
             Some(request) => Some((
                 self.new_password_hash(&org_id, &request.password).await?,

@@ -616,6 +616,33 @@ async fn create_checks_the_target_organization_before_anything_else() {
 }
 
 #[tokio::test]
+async fn a_new_users_password_comes_without_a_proof() {
+    use userd_ports::login::{NewPassword, PasswordProof, SetPassword};
+    let user = NewUser {
+        password: Some(SetPassword {
+            password: NewPassword::Hash("$2b$04$x".to_owned()),
+            change_required: false,
+            proof: PasswordProof::VerificationCode("ABCDEFGH".to_owned()),
+        }),
+        ..new_user(&["ada"])
+    };
+    let error = Mocks::new()
+        .never_writing()
+        .build()
+        .create_user(&admin(), None, user)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidArgument);
+    assert!(
+        error
+            .metadata()
+            .contains(&("field", "authenticators.password".to_owned())),
+        "{:?}",
+        error.metadata()
+    );
+}
+
+#[tokio::test]
 async fn create_refuses_the_same_username_twice_in_one_request() {
     let error = Mocks::new()
         .never_writing()
