@@ -17,10 +17,17 @@ const PROTOS: &[&str] = &[
     "zitadel/resources/user/v3alpha/user_service.proto",
     "zitadel/object/v2/object.proto",
     "zitadel/user/v2/email.proto",
+    "zitadel/user/v2/password.proto",
     "zitadel/user/v2/phone.proto",
     "zitadel/user/v2/query.proto",
     "zitadel/user/v2/user.proto",
     "zitadel/user/v2/user_service.proto",
+    "zitadel/session/v2/session.proto",
+    "zitadel/session/v2/session_service.proto",
+    "zitadel/settings/v2/settings.proto",
+    "zitadel/settings/v2/lockout_settings.proto",
+    "zitadel/settings/v2/password_settings.proto",
+    "zitadel/settings/v2/settings_service.proto",
 ];
 
 /// Described for reflection only: their services come from other crates.

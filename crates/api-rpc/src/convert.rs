@@ -9,9 +9,11 @@ use userd_domain::user::{
 };
 use userd_domain::values::{Email, OrgId, Phone, SchemaId, UserData, UserId, Username};
 use userd_ports::ServiceError;
+use userd_ports::login::SetPassword;
 use userd_ports::search::{Filter, SearchRequest, SortColumn, TextMatch, TextMethod};
 use userd_ports::service::{NewUser, NewUsername, ResourceDetails};
 
+use crate::passwords::{self, Given, Proof};
 use crate::proto::zitadel::object::v3alpha as object;
 use crate::proto::zitadel::resources::object::v3alpha as resources;
 use crate::proto::zitadel::resources::user::v3alpha as v3;
@@ -120,9 +122,33 @@ pub(crate) fn new_user(user: &v3::CreateUser) -> Result<NewUser, ServiceError> {
                 .transpose()?,
         },
         usernames,
-        // Passwords over RPC come with the password RPCs; see docs/api.md.
-        password: None,
+        password: user
+            .authenticators
+            .as_option()
+            .and_then(|a| a.password.as_option())
+            .map(|p| set_password("authenticators.password", p))
+            .transpose()?,
     })
+}
+
+/// ZITADEL's v3alpha `SetPassword`; `field` is where the client put it.
+pub(crate) fn set_password(
+    field: &str,
+    password: &v3::SetPassword,
+) -> Result<SetPassword, ServiceError> {
+    use v3::__buffa::oneof::set_password::{Type, Verification};
+    passwords::set_password(
+        &format!("{field}.password"),
+        password.r#type.as_ref().map(|given| match given {
+            Type::Password(text) => Given::Plain(text),
+            Type::Hash(hash) => Given::Hash(hash),
+        }),
+        password.change_required,
+        password.verification.as_ref().map(|proof| match proof {
+            Verification::CurrentPassword(text) => Proof::CurrentPassword(text),
+            Verification::VerificationCode(code) => Proof::VerificationCode(code),
+        }),
+    )
 }
 
 pub(crate) fn patch(user: &v3::PatchUser) -> Result<UserPatch, ServiceError> {
@@ -298,7 +324,7 @@ pub(crate) fn user(user: &User) -> v3::GetUser {
                 ..Default::default()
             })
             .into(),
-        authenticators: (!user.usernames.is_empty())
+        authenticators: (!user.usernames.is_empty() || user.password.is_some())
             .then(|| v3::Authenticators {
                 usernames: user
                     .usernames
@@ -310,6 +336,14 @@ pub(crate) fn user(user: &User) -> v3::GetUser {
                         ..Default::default()
                     })
                     .collect(),
+                password: user
+                    .password
+                    .as_ref()
+                    .map(|p| v3::Password {
+                        last_changed: MessageField::some(timestamp(p.changed)),
+                        ..Default::default()
+                    })
+                    .into(),
                 ..Default::default()
             })
             .into(),

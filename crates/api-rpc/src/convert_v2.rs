@@ -10,7 +10,10 @@ use userd_ports::ServiceError;
 use userd_ports::search::{Filter, SearchRequest, SortColumn, TextMatch, TextMethod};
 use userd_ports::service::{NewUser, NewUsername, ResourceDetails};
 
+use userd_ports::login::SetPassword;
+
 use crate::convert::{invalid, timestamp};
+use crate::passwords::{self, Given};
 use crate::proto::zitadel::object::v2 as object;
 use crate::proto::zitadel::user::v2;
 use v2::__buffa::oneof::search_query::Query;
@@ -132,6 +135,32 @@ pub(crate) struct Human<'a> {
     pub profile: Option<&'a v2::SetHumanProfile>,
     pub email: Option<&'a v2::SetHumanEmail>,
     pub phone: Option<&'a v2::SetHumanPhone>,
+    pub password: Option<Password<'a>>,
+}
+
+/// The password a new human user starts with.
+pub(crate) enum Password<'a> {
+    Plain(&'a v2::Password),
+    Hashed(&'a v2::HashedPassword),
+}
+
+impl Password<'_> {
+    fn request(&self) -> Result<SetPassword, ServiceError> {
+        match self {
+            Password::Plain(p) => passwords::set_password(
+                "password.password",
+                Some(Given::Plain(&p.password)),
+                p.change_required,
+                None,
+            ),
+            Password::Hashed(p) => passwords::set_password(
+                "hashedPassword.hash",
+                Some(Given::Hash(&p.hash)),
+                p.change_required,
+                None,
+            ),
+        }
+    }
 }
 
 pub(crate) fn new_human(human: &Human<'_>) -> Result<NewUser, ServiceError> {
@@ -161,8 +190,7 @@ pub(crate) fn new_human(human: &Human<'_>) -> Result<NewUser, ServiceError> {
             username: Username::new(username).map_err(|e| invalid("username", e))?,
             organization_specific: false,
         }],
-        // Passwords over RPC come with the password RPCs; see docs/api.md.
-        password: None,
+        password: human.password.as_ref().map(Password::request).transpose()?,
     })
 }
 
@@ -353,6 +381,8 @@ pub(crate) fn user(user: &User) -> v2::User {
                 ..Default::default()
             })
             .into(),
+        password_change_required: user.password.as_ref().is_some_and(|p| p.change_required),
+        password_changed: user.password.as_ref().map(|p| timestamp(p.changed)).into(),
         ..Default::default()
     };
     v2::User {

@@ -7,7 +7,10 @@ mod convert;
 mod convert_v2;
 mod errors;
 mod observability;
+mod passwords;
 mod server;
+mod sessions;
+mod settings;
 mod users_v2;
 mod users_v3alpha;
 

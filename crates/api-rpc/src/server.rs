@@ -7,11 +7,16 @@ use std::sync::Arc;
 use connectrpc::{ConnectError, Router};
 use connectrpc_health::{Checker, HealthService, Status};
 use connectrpc_reflection::Reflector;
+use userd_ports::login::LoginService;
 use userd_ports::service::UserService;
 
 use crate::observability::{Observe, RpcMetrics};
 use crate::proto::zitadel::resources::user::v3alpha::ZITADEL_USERS_SERVICE_NAME;
+use crate::proto::zitadel::session::v2::SESSION_SERVICE_SERVICE_NAME;
+use crate::proto::zitadel::settings::v2::SETTINGS_SERVICE_SERVICE_NAME;
 use crate::proto::zitadel::user::v2::USER_SERVICE_SERVICE_NAME;
+use crate::sessions::SessionsV2;
+use crate::settings::SettingsV2;
 use crate::users_v2::UsersV2;
 use crate::users_v3alpha::UsersV3alpha;
 
@@ -22,6 +27,7 @@ const DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/userd.fds.b
 #[derive(Clone)]
 pub struct RpcServer {
     pub users: Arc<dyn UserService>,
+    pub login: Arc<dyn LoginService>,
     pub metrics: RpcMetrics,
 }
 
@@ -32,7 +38,12 @@ struct DatabaseHealth {
 
 impl Checker for DatabaseHealth {
     async fn check(&self, service: &str) -> Result<Status, ConnectError> {
-        let known = [ZITADEL_USERS_SERVICE_NAME, USER_SERVICE_SERVICE_NAME];
+        let known = [
+            ZITADEL_USERS_SERVICE_NAME,
+            USER_SERVICE_SERVICE_NAME,
+            SESSION_SERVICE_SERVICE_NAME,
+            SETTINGS_SERVICE_SERVICE_NAME,
+        ];
         if !service.is_empty() && !known.contains(&service) {
             return Err(ConnectError::not_found(format!(
                 "unknown service {service:?}"
@@ -47,9 +58,12 @@ impl Checker for DatabaseHealth {
 
 /// The router of every served service.
 pub fn router(services: &RpcServer) -> Result<Router, ConnectError> {
+    let (users, login) = (&services.users, &services.login);
     let router = Router::new()
-        .add_service(Arc::new(UsersV3alpha::new(services.users.clone())))
-        .add_service(Arc::new(UsersV2::new(services.users.clone())));
+        .add_service(Arc::new(UsersV3alpha::new(users.clone(), login.clone())))
+        .add_service(Arc::new(UsersV2::new(users.clone(), login.clone())))
+        .add_service(Arc::new(SessionsV2::new(users.clone(), login.clone())))
+        .add_service(Arc::new(SettingsV2::new(users.clone(), login.clone())));
     let health = HealthService::new(DatabaseHealth {
         users: services.users.clone(),
     });

@@ -9,6 +9,7 @@ use userd_domain::authz::Caller;
 use userd_domain::user::{Command, UserPatch};
 use userd_domain::values::OrgId;
 use userd_ports::ServiceError;
+use userd_ports::login::{LoginService, ResetDelivery};
 use userd_ports::service::{IfMatch, ResourceDetails, UserRef, UserService as Users};
 
 use crate::convert::user_id;
@@ -24,11 +25,12 @@ const MERGE_ATTEMPTS: usize = 8;
 /// The v2 user service, as ZITADEL's SDKs call it.
 pub struct UsersV2 {
     users: Arc<dyn Users>,
+    login: Arc<dyn LoginService>,
 }
 
 impl UsersV2 {
-    pub fn new(users: Arc<dyn Users>) -> Self {
-        UsersV2 { users }
+    pub fn new(users: Arc<dyn Users>, login: Arc<dyn LoginService>) -> Self {
+        UsersV2 { users, login }
     }
 
     async fn caller(&self, ctx: &RequestContext) -> Result<Caller, ConnectError> {
@@ -180,6 +182,13 @@ impl UserService for UsersV2 {
             profile: request.profile.as_option(),
             email: request.email.as_option(),
             phone: request.phone.as_option(),
+            password: request.password_type.as_ref().map(|given| {
+                use __buffa::oneof::add_human_user_request::PasswordType;
+                match given {
+                    PasswordType::Password(p) => convert::Password::Plain(p),
+                    PasswordType::HashedPassword(p) => convert::Password::Hashed(p),
+                }
+            }),
         };
         let created = self.create(&ctx, org, &human).await?;
         Response::ok(AddHumanUserResponse {
@@ -297,6 +306,13 @@ impl UserService for UsersV2 {
             profile: human.profile.as_option(),
             email: human.email.as_option(),
             phone: human.phone.as_option(),
+            password: human.password_type.as_ref().map(|given| {
+                use __buffa::oneof::create_user_request::human::PasswordType;
+                match given {
+                    PasswordType::Password(p) => convert::Password::Plain(p),
+                    PasswordType::HashedPassword(p) => convert::Password::Hashed(p),
+                }
+            }),
         };
         let created = self.create(&ctx, org, &human).await?;
         Response::ok(CreateUserResponse {
@@ -333,6 +349,72 @@ impl UserService for UsersV2 {
         let changed = self.update(&caller, &change).await.map_err(service_error)?;
         Response::ok(UpdateUserResponse {
             change_date: MessageField::some(crate::convert::timestamp(changed.changed)),
+            ..Default::default()
+        })
+    }
+
+    async fn set_password(
+        &self,
+        ctx: RequestContext,
+        request: ServiceRequest<'_, SetPasswordRequest>,
+    ) -> ServiceResult<SetPasswordResponse> {
+        use __buffa::oneof::set_password_request::Verification;
+        let request = request.to_owned_message();
+        let caller = self.caller(&ctx).await?;
+        let target = UserRef::new(user_id(&request.user_id).map_err(service_error)?);
+        let new_password = request.new_password.as_option();
+        let set = crate::passwords::set_password(
+            "newPassword.password",
+            new_password.map(|p| crate::passwords::Given::Plain(&p.password)),
+            new_password.is_some_and(|p| p.change_required),
+            request.verification.as_ref().map(|proof| match proof {
+                Verification::CurrentPassword(text) => {
+                    crate::passwords::Proof::CurrentPassword(text)
+                }
+                Verification::VerificationCode(code) => {
+                    crate::passwords::Proof::VerificationCode(code)
+                }
+            }),
+        )
+        .map_err(service_error)?;
+        let changed = self
+            .login
+            .set_password(&caller, &target, set)
+            .await
+            .map_err(service_error)?;
+        Response::ok(SetPasswordResponse {
+            details: details(&changed),
+            ..Default::default()
+        })
+    }
+
+    async fn password_reset(
+        &self,
+        ctx: RequestContext,
+        request: ServiceRequest<'_, PasswordResetRequest>,
+    ) -> ServiceResult<PasswordResetResponse> {
+        use __buffa::oneof::password_reset_request::Medium;
+        let request = request.to_owned_message();
+        let caller = self.caller(&ctx).await?;
+        let target = UserRef::new(user_id(&request.user_id).map_err(service_error)?);
+        let delivery = match &request.medium {
+            None => ResetDelivery::SendEmail { url_template: None },
+            Some(Medium::SendLink(link)) => match link.notification_type.as_known() {
+                Some(NotificationType::NOTIFICATION_TYPE_SMS) => ResetDelivery::SendSms,
+                _ => ResetDelivery::SendEmail {
+                    url_template: link.url_template.clone(),
+                },
+            },
+            Some(Medium::ReturnCode(_)) => ResetDelivery::ReturnCode,
+        };
+        let reset = self
+            .login
+            .request_password_reset(&caller, &target, delivery)
+            .await
+            .map_err(service_error)?;
+        Response::ok(PasswordResetResponse {
+            details: details(&reset.details),
+            verification_code: reset.code,
             ..Default::default()
         })
     }

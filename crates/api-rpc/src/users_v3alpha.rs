@@ -6,6 +6,7 @@ use buffa::MessageField;
 use connectrpc::{ConnectError, RequestContext, Response, ServiceRequest, ServiceResult};
 use userd_domain::authz::Caller;
 use userd_domain::user::Command;
+use userd_ports::login::{LoginService, ResetDelivery};
 use userd_ports::service::{ResourceDetails, UserRef, UserService};
 
 use crate::convert;
@@ -17,11 +18,12 @@ use crate::proto::zitadel::resources::user::v3alpha::*;
 /// The v3alpha user service, as ZITADEL's clients call it.
 pub struct UsersV3alpha {
     users: Arc<dyn UserService>,
+    login: Arc<dyn LoginService>,
 }
 
 impl UsersV3alpha {
-    pub fn new(users: Arc<dyn UserService>) -> Self {
-        UsersV3alpha { users }
+    pub fn new(users: Arc<dyn UserService>, login: Arc<dyn LoginService>) -> Self {
+        UsersV3alpha { users, login }
     }
 
     async fn caller(&self, ctx: &RequestContext) -> Result<Caller, ConnectError> {
@@ -185,4 +187,77 @@ impl ZitadelUsers for UsersV3alpha {
     state_change!(lock_user, LockUserRequest, LockUserResponse, Lock);
     state_change!(unlock_user, UnlockUserRequest, UnlockUserResponse, Unlock);
     state_change!(delete_user, DeleteUserRequest, DeleteUserResponse, Delete);
+
+    async fn set_password(
+        &self,
+        ctx: RequestContext,
+        request: ServiceRequest<'_, SetPasswordRequest>,
+    ) -> ServiceResult<SetPasswordResponse> {
+        let request = request.to_owned_message();
+        let caller = self.caller(&ctx).await?;
+        let target = Self::target(&request.id, request.organization.as_option())?;
+        let password = request
+            .new_password
+            .as_option()
+            .cloned()
+            .unwrap_or_default();
+        let set = convert::set_password("newPassword", &password).map_err(service_error)?;
+        let changed = self
+            .login
+            .set_password(&caller, &target, set)
+            .await
+            .map_err(service_error)?;
+        Response::ok(SetPasswordResponse {
+            details: details(&changed),
+            ..Default::default()
+        })
+    }
+
+    async fn request_password_reset(
+        &self,
+        ctx: RequestContext,
+        request: ServiceRequest<'_, RequestPasswordResetRequest>,
+    ) -> ServiceResult<RequestPasswordResetResponse> {
+        use __buffa::oneof::request_password_reset_request::Medium;
+        let request = request.to_owned_message();
+        let caller = self.caller(&ctx).await?;
+        let target = Self::target(&request.id, request.organization.as_option())?;
+        let delivery = match &request.medium {
+            None => ResetDelivery::SendEmail { url_template: None },
+            Some(Medium::SendEmail(email)) => ResetDelivery::SendEmail {
+                url_template: email.url_template.clone(),
+            },
+            Some(Medium::SendSms(_)) => ResetDelivery::SendSms,
+            Some(Medium::ReturnCode(_)) => ResetDelivery::ReturnCode,
+        };
+        let reset = self
+            .login
+            .request_password_reset(&caller, &target, delivery)
+            .await
+            .map_err(service_error)?;
+        Response::ok(RequestPasswordResetResponse {
+            details: details(&reset.details),
+            verification_code: reset.code,
+            ..Default::default()
+        })
+    }
+
+    async fn remove_password(
+        &self,
+        ctx: RequestContext,
+        request: ServiceRequest<'_, RemovePasswordRequest>,
+    ) -> ServiceResult<RemovePasswordResponse> {
+        let request = request.to_owned_message();
+        let caller = self.caller(&ctx).await?;
+        let target = Self::target(&request.id, request.organization.as_option())?;
+        let changed = self
+            .login
+            .remove_password(&caller, &target)
+            .await
+            .map_err(service_error)?;
+        Response::ok(RemovePasswordResponse {
+            details: details(&changed),
+            ..Default::default()
+        })
+    }
 }

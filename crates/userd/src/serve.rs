@@ -323,6 +323,7 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
         &settings.server,
         userd_api_rpc::RpcServer {
             users: users.clone(),
+            login: login.clone(),
             metrics: rpc_metrics,
         },
         rpc_stopping,
