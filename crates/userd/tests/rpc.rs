@@ -4,12 +4,11 @@
 
 mod support;
 
-use base64::Engine;
-use buffa::{Message, MessageField};
+use buffa::MessageField;
 use connectrpc::client::{ClientConfig, HttpClient};
-use connectrpc::{ConnectError, ErrorCode, Protocol};
+use connectrpc::{ErrorCode, Protocol};
+use support::rpc::{DOORS, connection, reason, runtime};
 use support::{USERS, World};
-use userd_api_rpc::proto::google::rpc::ErrorInfo;
 use userd_api_rpc::proto::zitadel::object::v3alpha::__buffa::oneof::organization::Property;
 use userd_api_rpc::proto::zitadel::object::v3alpha::Organization;
 use userd_api_rpc::proto::zitadel::resources::user::v3alpha::*;
@@ -24,54 +23,14 @@ on_both_backends_blocking!(
     both_listeners_stop_together,
 );
 
-/// The ways a client reaches the RPC port.
-const DOORS: [(&str, Protocol, bool); 4] = [
-    ("connect-json", Protocol::Connect, true),
-    ("connect-proto", Protocol::Connect, false),
-    ("grpc", Protocol::Grpc, false),
-    ("grpc-web", Protocol::GrpcWeb, false),
-];
-
 fn client(
     base: &str,
     token: Option<&str>,
     protocol: Protocol,
     json: bool,
 ) -> ZitadelUsersClient<HttpClient> {
-    let mut config = ClientConfig::new(base.parse().unwrap()).with_protocol(protocol);
-    config = if json { config.json() } else { config.proto() };
-    if let Some(token) = token {
-        config = config.with_default_header("authorization", format!("Bearer {token}"));
-    }
-    // gRPC is HTTP/2 with prior knowledge; gRPC-web and Connect go over HTTP/1.1 here.
-    let transport = match protocol {
-        Protocol::Grpc => HttpClient::plaintext_http2_only(),
-        _ => HttpClient::plaintext(),
-    };
+    let (transport, config) = connection(base, token, protocol, json);
     ZitadelUsersClient::new(transport, config)
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// The `google.rpc.ErrorInfo` reason an error carries.
-fn reason(error: &ConnectError) -> String {
-    let detail = error
-        .details
-        .iter()
-        .find(|d| d.type_url.ends_with("google.rpc.ErrorInfo"))
-        .unwrap_or_else(|| panic!("no ErrorInfo in {error:?}"));
-    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
-        .decode(detail.value.as_deref().unwrap().trim_end_matches('='))
-        .unwrap();
-    let info = ErrorInfo::decode_from_slice(&bytes).unwrap();
-    assert_eq!(info.domain, "userd");
-    info.reason
 }
 
 fn lock(id: &str) -> LockUserRequest {
@@ -424,13 +383,7 @@ fn the_v2_lifecycle_through_each_protocol(db: TestDatabase) {
     let token = w.userd.token.clone();
     runtime().block_on(async {
         for (door, protocol, json) in DOORS {
-            let mut config = ClientConfig::new(base.parse().unwrap()).with_protocol(protocol);
-            config = if json { config.json() } else { config.proto() };
-            config = config.with_default_header("authorization", format!("Bearer {token}"));
-            let transport = match protocol {
-                Protocol::Grpc => HttpClient::plaintext_http2_only(),
-                _ => HttpClient::plaintext(),
-            };
+            let (transport, config) = connection(&base, Some(&token), protocol, json);
             let users = v2::UserServiceClient::new(transport, config);
             let added = users
                 .add_human_user(v2::AddHumanUserRequest {

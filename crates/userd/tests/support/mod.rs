@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use userd_testkit::TestDatabase;
 
+pub mod rpc;
+
 pub const USERS: &str = "/resources/v3alpha/users";
 
 type Log = Arc<Mutex<Vec<String>>>;
