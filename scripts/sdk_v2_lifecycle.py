@@ -1,6 +1,6 @@
-"""Drives userd's zitadel.user.v2.UserService with ZITADEL's official Python SDK
-(PyPI `zitadel-client`), as a client of ZITADEL would: the SDK posts Connect unary JSON
-over HTTP/1.1. Usage: sdk_v2_lifecycle.py <rpc base URL> <token>. Exits non-zero, with
+"""Drives userd's zitadel.user.v2.UserService, SessionService and SettingsService with
+ZITADEL's official Python SDK (PyPI `zitadel-client`), as a client of ZITADEL would: the
+SDK posts Connect unary JSON over HTTP/1.1. Usage: sdk_v2_lifecycle.py <rpc base URL> <token>. Exits non-zero, with
 the failed step, when anything differs from docs/api.md."""
 
 import sys
@@ -9,6 +9,14 @@ import uuid
 import zitadel_client as zitadel
 from zitadel_client.exceptions import ApiError
 from zitadel_client.models import (
+    SessionServiceCheckPassword,
+    SessionServiceChecks,
+    SessionServiceCheckUser,
+    SessionServiceCreateSessionRequest,
+    SessionServiceDeleteSessionRequest,
+    SessionServiceGetSessionRequest,
+    SettingsServiceGetLockoutSettingsRequest,
+    SettingsServiceRequestContext,
     UserServiceAddHumanUserRequest,
     UserServiceDeactivateUserRequest,
     UserServiceDeleteUserRequest,
@@ -16,10 +24,13 @@ from zitadel_client.models import (
     UserServiceInUserIDQuery,
     UserServiceListUsersRequest,
     UserServiceLockUserRequest,
+    UserServicePassword,
+    UserServicePasswordResetRequest,
     UserServiceReactivateUserRequest,
     UserServiceSearchQuery,
     UserServiceSetHumanEmail,
     UserServiceSetHumanProfile,
+    UserServiceSetPasswordRequest,
     UserServiceUnlockUserRequest,
 )
 
@@ -81,12 +92,69 @@ def main(base, token):
     expect(int(listed.details.total_result) == 1, "ListUsers finds the user by id")
     expect(listed.result[0].state.value == "USER_STATE_ACTIVE", "reactivated")
 
+    passwords_and_sessions(client, user_id, f"minnie-{suffix}")
+
     users.delete_user(UserServiceDeleteUserRequest(user_id=user_id))
     try:
         users.get_user_by_id(UserServiceGetUserByIDRequest(user_id=user_id))
         expect(False, "a deleted user is gone")
     except ApiError as error:
         expect(error.code == 404, f"a deleted user answers 404 (got {error.code})")
+
+
+def passwords_and_sessions(client, user_id, username):
+    users, sessions = client.users, client.sessions
+    users.set_password(
+        UserServiceSetPasswordRequest(
+            user_id=user_id, new_password=UserServicePassword(password="Sdk-Password-1")
+        )
+    )
+    reset = users.password_reset(UserServicePasswordResetRequest(user_id=user_id, return_code={}))
+    expect(bool(reset.verification_code), "PasswordReset returns a code when asked")
+    users.set_password(
+        UserServiceSetPasswordRequest(
+            user_id=user_id,
+            new_password=UserServicePassword(password="Sdk-Password-2"),
+            verification_code=reset.verification_code,
+        )
+    )
+
+    def login(password):
+        return sessions.create_session(
+            SessionServiceCreateSessionRequest(
+                checks=SessionServiceChecks(
+                    user=SessionServiceCheckUser(login_name=username),
+                    password=SessionServiceCheckPassword(password=password),
+                ),
+                lifetime="3600s",
+            )
+        )
+
+    try:
+        login("Sdk-Password-1")
+        expect(False, "the password before the reset no longer logs in")
+    except ApiError as error:
+        body = str(error.response_body)
+        expect(error.code == 400, f"a wrong password answers 400 (got {error.code})")
+        expect("invalid_argument" in body, "with code invalid_argument")
+
+    created = login("Sdk-Password-2")
+    expect(bool(created.session_id) and bool(created.session_token), "CreateSession checks the password")
+    session = sessions.get_session(SessionServiceGetSessionRequest(session_id=created.session_id)).session
+    expect(session.factors.user.id == user_id, "the session names its user")
+    expect(session.factors.password.verified_at is not None, "and when the password was checked")
+    expect(session.expiration_date is not None, "and when it expires")
+    sessions.delete_session(SessionServiceDeleteSessionRequest(session_id=created.session_id))
+    try:
+        sessions.get_session(SessionServiceGetSessionRequest(session_id=created.session_id))
+        expect(False, "a deleted session is gone")
+    except ApiError as error:
+        expect(error.code == 404, f"a deleted session answers 404 (got {error.code})")
+
+    lockout = client.settings.get_lockout_settings(
+        SettingsServiceGetLockoutSettingsRequest(ctx=SettingsServiceRequestContext(instance=True))
+    ).settings
+    expect(int(lockout.max_password_attempts) == 10, "GetLockoutSettings shows the instance default")
 
 
 if __name__ == "__main__":
