@@ -83,10 +83,20 @@ pub enum ServiceError {
     /// A message was to be sent, but no notifier is configured.
     #[error("no notification channel is configured; ask for returnCode instead")]
     NotificationsNotConfigured,
+    /// A message was to be sent through a channel the user has no address for.
+    #[error("the user has no {} to send to", address_kind(*.0))]
+    NoContact(crate::notify::Channel),
     #[error("the database is unavailable")]
     Unavailable(#[source] Cause),
     #[error("internal error")]
     Internal(#[source] Cause),
+}
+
+fn address_kind(channel: crate::notify::Channel) -> &'static str {
+    match channel {
+        crate::notify::Channel::Email => "e-mail address",
+        crate::notify::Channel::Sms => "phone number",
+    }
 }
 
 impl ServiceError {
@@ -137,7 +147,8 @@ impl ServiceError {
             ServiceError::SessionNotFound { .. } => ErrorKind::NotFound,
             ServiceError::Code(CodeRefusal::Invalid) => ErrorKind::InvalidArgument,
             ServiceError::Code(CodeRefusal::Expired | CodeRefusal::Exhausted)
-            | ServiceError::NotificationsNotConfigured => ErrorKind::FailedPrecondition,
+            | ServiceError::NotificationsNotConfigured
+            | ServiceError::NoContact(_) => ErrorKind::FailedPrecondition,
             ServiceError::Unavailable(_) => ErrorKind::Unavailable,
             ServiceError::Internal(_) => ErrorKind::Internal,
         }
@@ -164,6 +175,8 @@ impl ServiceError {
             ServiceError::SessionNotFound { .. } => "SESSION_NOT_FOUND",
             ServiceError::Code(refusal) => refusal.reason(),
             ServiceError::NotificationsNotConfigured => "NOTIFICATIONS_NOT_CONFIGURED",
+            ServiceError::NoContact(crate::notify::Channel::Email) => "EMAIL_NOT_SET",
+            ServiceError::NoContact(crate::notify::Channel::Sms) => "PHONE_NOT_SET",
             ServiceError::Unavailable(_) => "DATABASE_UNAVAILABLE",
             ServiceError::Internal(_) => "INTERNAL",
         }

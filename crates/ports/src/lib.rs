@@ -6,7 +6,7 @@
 //! - Driven ports, implemented by storage and other adapters: [`repository`] (users,
 //!   memberships, tokens, organizations, the event log, health), [`clock::Clock`],
 //!   [`ids::IdGenerator`], [`bootstrap::BootstrapStore`], [`recovery::RecoveryStore`],
-//!   [`passwords::PasswordHasher`].
+//!   [`passwords::PasswordHasher`], [`notify::Outbox`] and [`notify::Notifier`].
 //!
 //! The use cases that implement the driving ports with the driven ones live in the
 //! `userd-app` crate.
@@ -17,6 +17,7 @@ pub mod clock;
 pub mod error;
 pub mod ids;
 pub mod login;
+pub mod notify;
 pub mod passwords;
 pub mod recovery;
 pub mod repository;

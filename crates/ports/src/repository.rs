@@ -32,6 +32,15 @@ pub trait UserRepository: Send + Sync {
     /// an expired lockout, counts a failure and locks).
     async fn append_all(&self, state: &User, events: &[UserEvent]) -> Result<(), StoreError>;
 
+    /// Like [`UserRepository::append_all`], and stores `messages` in the outbox in the
+    /// same transaction: a message exists exactly when the events that cause it do.
+    async fn append_notifying(
+        &self,
+        state: &User,
+        events: &[UserEvent],
+        messages: &[crate::notify::OutboundMessage],
+    ) -> Result<(), StoreError>;
+
     /// The live users a login name names: those with a username whose comparison key
     /// ([`userd_domain::values::username_key`]) is `name_key` and that is not
     /// organization-specific, or is specific to `org`. At most two are returned (the

@@ -13,6 +13,7 @@ mod errors;
 mod login;
 mod migrations;
 mod organizations;
+mod outbox;
 mod projection;
 mod schema;
 mod search;

@@ -130,6 +130,24 @@ diesel::table! {
 }
 
 diesel::table! {
+    outbox (id) {
+        id -> Text,
+        user_id -> Text,
+        channel -> Text,
+        recipient -> Text,
+        subject -> Text,
+        body -> Text,
+        created_at_us -> BigInt,
+        next_attempt_at_us -> BigInt,
+        attempts -> Integer,
+        claimed_until_us -> Nullable<BigInt>,
+        sent_at_us -> Nullable<BigInt>,
+        failed_at_us -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     data_migrations (name) {
         name -> Text,
         applied_at_us -> BigInt,

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use userd_domain::user::{User, UserChange, UserEvent};
 use userd_domain::values::{OrgId, UserId};
 use userd_ports::error::StoreError;
+use userd_ports::notify::OutboundMessage;
 use userd_ports::repository::UserRepository;
 use userd_ports::search::{UserPage, UserQuery};
 
@@ -51,6 +52,8 @@ pub(crate) struct UserWrite {
     row: ProjectionRow,
     usernames: Vec<UsernameRow>,
     deleted: bool,
+    /// Outbox messages written in the same transaction.
+    messages: Vec<crate::outbox::OutboxRow>,
 }
 
 impl UserWrite {
@@ -72,7 +75,14 @@ impl UserWrite {
             row: ProjectionRow::of(state)?,
             usernames: username_rows(state),
             deleted: state.is_deleted(),
+            messages: Vec::new(),
         })
+    }
+
+    /// The same write, with outbox messages stored alongside.
+    fn with_messages(mut self, messages: &[OutboundMessage]) -> UserWrite {
+        self.messages = messages.iter().map(crate::outbox::OutboxRow::of).collect();
+        self
     }
 
     /// Writes inside the caller's transaction, which must hold the write lock.
@@ -123,7 +133,7 @@ impl UserWrite {
                         None => store_error(error),
                     })?;
             }
-            return Ok(());
+            return crate::outbox::insert_any(conn, &self.messages);
         }
 
         // Only the writer that appended the previous event may move the row on.
@@ -137,11 +147,10 @@ impl UserWrite {
             diesel::update(current).set(&self.row).execute(conn)
         }
         .map_err(store_error)?;
-        if written == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::Conflict)
+        if written != 1 {
+            return Err(StoreError::Conflict);
         }
+        crate::outbox::insert_any(conn, &self.messages)
     }
 }
 
@@ -326,6 +335,27 @@ impl UserWrite {
     /// transaction.
     fn commit(self, conn: &mut DbConnection) -> Result<(), StoreError> {
         match conn {
+            // Messages go with their events: one transaction, whatever the write.
+            DbConnection::Postgres(pg) if !self.messages.is_empty() && self.event.sequence > 1 => {
+                postgres_write_transaction(pg, "", |pg| {
+                    self.apply_in_one_statement(pg)?;
+                    self.append_more(pg)?;
+                    crate::outbox::insert(pg, &self.messages)
+                })
+            }
+            DbConnection::Postgres(pg) if !self.messages.is_empty() => {
+                let locks = username_locks(&self.usernames);
+                postgres_write_transaction(pg, &locks, |pg| {
+                    if !self.create_in_one_statement(pg)? {
+                        return Err(match first_taken_username!(pg, &self.usernames) {
+                            Some(taken) => StoreError::UsernameTaken(taken),
+                            None => StoreError::Conflict,
+                        });
+                    }
+                    self.append_more(pg)?;
+                    crate::outbox::insert(pg, &self.messages)
+                })
+            }
             DbConnection::Postgres(pg) if self.event.sequence > 1 && self.more.is_empty() => {
                 self.apply_in_one_statement(pg)
             }
@@ -528,6 +558,20 @@ impl UserRepository for Database {
         let write = UserWrite::new(state, event)?;
         self.run(move |conn| write.commit(conn)).await?;
         self.appended.count(event.change.event_type());
+        Ok(())
+    }
+
+    async fn append_notifying(
+        &self,
+        state: &User,
+        events: &[UserEvent],
+        messages: &[OutboundMessage],
+    ) -> Result<(), StoreError> {
+        let write = UserWrite::of_all(state, events)?.with_messages(messages);
+        self.run(move |conn| write.commit(conn)).await?;
+        for event in events {
+            self.appended.count(event.change.event_type());
+        }
         Ok(())
     }
 

@@ -58,6 +58,9 @@ on_both_backends!(
     password_checks_write_their_events_at_once_and_a_timed_lockout_ends_on_time,
     forty_concurrent_wrong_checks_count_exactly_the_limit_and_lock,
     settings_are_stored_per_scope_and_sessions_round_trip,
+    messages_are_stored_with_their_events_or_not_at_all,
+    claims_are_exclusive_until_their_lease_ends,
+    delivered_and_abandoned_messages_forget_their_text,
 );
 
 struct Fixture {
@@ -185,6 +188,25 @@ impl Fixture {
             .unwrap();
         self.db.append(&next, &event).await.unwrap();
         next
+    }
+
+    /// The `n` a `SELECT ... AS n` answers, read over a connection of its own.
+    fn count(&self, sql: &str) -> i64 {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let rows: Vec<Count> = match self.raw_url.strip_prefix("sqlite://") {
+            Some(path) => diesel::sql_query(sql)
+                .load(&mut SqliteConnection::establish(path).unwrap())
+                .unwrap(),
+            None => diesel::sql_query(sql)
+                .load(&mut PgConnection::establish(&self.raw_url).unwrap())
+                .unwrap(),
+        };
+        rows[0].n
     }
 
     fn raw_sql(&self, sql: &str) -> Result<(), String> {
@@ -1218,4 +1240,183 @@ async fn settings_are_stored_per_scope_and_sessions_round_trip(db: TestDatabase)
     assert!(f.db.delete_session("s1").await.unwrap());
     assert!(!f.db.delete_session("s1").await.unwrap());
     assert_eq!(f.db.find_session("s1").await.unwrap(), None);
+}
+
+fn reset_message(f: &Fixture, user: &User, n: u32) -> userd_ports::notify::OutboundMessage {
+    use userd_ports::notify::{Channel, Message, OutboundMessage};
+    OutboundMessage {
+        id: f.ids.next_id(),
+        user_id: user.id.clone(),
+        message: Message {
+            channel: if n.is_multiple_of(2) {
+                Channel::Email
+            } else {
+                Channel::Sms
+            },
+            to: format!("to-{n}"),
+            subject: "Reset your password".into(),
+            text: format!("code {n}"),
+        },
+        created: SystemClock.now(),
+    }
+}
+
+/// Stores `count` messages for a new user, each with an event of its own.
+async fn with_messages(f: &Fixture, id: &str, count: u32) -> User {
+    let mut user = f.create(id, &f.org, &[]).await.unwrap();
+    for n in 0..count {
+        let (next, event) = user
+            .execute(&Command::Lock, SystemClock.now(), None)
+            .unwrap()
+            .unwrap();
+        f.db.append_notifying(&next, &[event], &[reset_message(f, &next, n)])
+            .await
+            .unwrap();
+        let (back, event) = next
+            .execute(&Command::Unlock, SystemClock.now(), None)
+            .unwrap()
+            .unwrap();
+        f.db.append(&back, &event).await.unwrap();
+        user = back;
+    }
+    user
+}
+
+async fn messages_are_stored_with_their_events_or_not_at_all(db: TestDatabase) {
+    use userd_ports::notify::Outbox;
+    let f = Fixture::new(db).await;
+    let user = f.create("u1", &f.org, &[]).await.unwrap();
+    let (next, event) = user
+        .execute(&Command::Lock, SystemClock.now(), None)
+        .unwrap()
+        .unwrap();
+    let message = reset_message(&f, &next, 0);
+    f.db.append_notifying(
+        &next,
+        std::slice::from_ref(&event),
+        std::slice::from_ref(&message),
+    )
+    .await
+    .unwrap();
+    // The same write again loses the race: neither its event nor its message is stored.
+    let again = reset_message(&f, &next, 1);
+    assert!(matches!(
+        f.db.append_notifying(&next, &[event], &[again]).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(f.db.counts().await.unwrap().pending, 1);
+
+    // A new user and its message come together too.
+    let (created, event) = f.new_user("u2", &f.org, &[("ada", false)]);
+    let first = reset_message(&f, &created, 2);
+    f.db.append_notifying(&created, std::slice::from_ref(&event), &[first])
+        .await
+        .unwrap();
+    let (clash, event) = f.new_user("u3", &f.org, &[("ada", false)]);
+    let second = reset_message(&f, &clash, 3);
+    assert!(matches!(
+        f.db.append_notifying(&clash, &[event], &[second]).await,
+        Err(StoreError::UsernameTaken(_))
+    ));
+
+    let claimed =
+        f.db.claim_due(SystemClock.now(), std::time::Duration::from_secs(60), 10)
+            .await
+            .unwrap();
+    let texts: Vec<&str> = claimed.iter().map(|c| c.message.text.as_str()).collect();
+    assert_eq!(texts, ["code 0", "code 2"]);
+    assert_eq!(claimed[0].message, message.message);
+    assert_eq!(claimed[0].attempt, 1);
+}
+
+async fn claims_are_exclusive_until_their_lease_ends(db: TestDatabase) {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+    use userd_ports::notify::Outbox;
+    let f = Fixture::new(db).await;
+    with_messages(&f, "u1", 40).await;
+    let now = SystemClock.now();
+    let lease = Duration::from_secs(60);
+
+    // Eight workers claim at once, four at a time: each message goes to one of them.
+    let claims = (0..8).map(|_| {
+        let db = f.db.clone();
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = db.claim_due(now, lease, 4).await.unwrap();
+                if batch.is_empty() {
+                    return mine;
+                }
+                mine.extend(batch.into_iter().map(|c| c.id));
+            }
+        })
+    });
+    let mut seen = BTreeSet::new();
+    let mut total = 0;
+    for claim in futures::future::join_all(claims).await {
+        for id in claim.unwrap() {
+            total += 1;
+            seen.insert(id);
+        }
+    }
+    assert_eq!(
+        (total, seen.len()),
+        (40, 40),
+        "every message claimed exactly once"
+    );
+
+    // Claimed messages are not due until the lease ends; then they are, once more.
+    assert!(f.db.claim_due(now, lease, 100).await.unwrap().is_empty());
+    let next = f.db.next_due().await.unwrap().unwrap();
+    assert_eq!(next, now.saturating_add(lease));
+    let after = now.saturating_add(lease);
+    let again = f.db.claim_due(after, lease, 100).await.unwrap();
+    assert_eq!(again.len(), 40);
+    assert!(again.iter().all(|c| c.attempt == 2));
+}
+
+async fn delivered_and_abandoned_messages_forget_their_text(db: TestDatabase) {
+    use std::time::Duration;
+    use userd_ports::notify::{Outbox, OutboxCounts};
+    let f = Fixture::new(db).await;
+    with_messages(&f, "u1", 3).await;
+    let now = SystemClock.now();
+    let lease = Duration::from_secs(60);
+    let claimed = f.db.claim_due(now, lease, 10).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    f.db.mark_sent(&claimed[0].id, now).await.unwrap();
+    let retry_at = now.saturating_add(Duration::from_secs(5));
+    f.db.mark_failed(&claimed[1].id, "server down", now, Some(retry_at))
+        .await
+        .unwrap();
+    f.db.mark_failed(&claimed[2].id, "no such mailbox", now, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.db.counts().await.unwrap(),
+        OutboxCounts {
+            pending: 1,
+            sent: 1,
+            failed: 1
+        }
+    );
+    // Only the retried message falls due again, when its retry does.
+    assert_eq!(f.db.next_due().await.unwrap(), Some(retry_at));
+    assert!(f.db.claim_due(now, lease, 10).await.unwrap().is_empty());
+    let retried = f.db.claim_due(retry_at, lease, 10).await.unwrap();
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].id, claimed[1].id);
+    assert_eq!(retried[0].message.text, "code 1", "kept until delivered");
+
+    // No code stays in clear once a message is done with.
+    let in_clear = f.count(
+        "SELECT COUNT(*) AS n FROM outbox \
+         WHERE body <> '' AND (sent_at_us IS NOT NULL OR failed_at_us IS NOT NULL)",
+    );
+    assert_eq!(in_clear, 0);
+    assert_eq!(
+        f.count("SELECT COUNT(*) AS n FROM outbox WHERE body <> ''"),
+        1
+    );
 }
