@@ -7,6 +7,7 @@
 //! - [`users`]: reading, creating, changing and searching users (lock, unlock, ...);
 //! - [`admin`]: organizations, members and tokens;
 //! - [`login`]: passwords, password checks and lockout, sessions, login settings;
+//! - [`messages`]: what userd says to users (codes by e-mail or SMS), for the outbox;
 //! - [`access`]: the authorization steps every use case shares;
 //! - the rules themselves (the state machine, who covers whom) live in `userd-domain`.
 
@@ -30,6 +31,7 @@ pub mod clock;
 mod fresh_ids;
 pub mod ids;
 pub mod login;
+pub mod messages;
 pub mod recovery;
 pub mod tokens;
 pub mod users;
@@ -63,6 +65,8 @@ pub struct UseCases {
     write_attempts: u32,
     /// How long a verification code (password reset) lasts.
     code_ttl: std::time::Duration,
+    /// How messages reach users: the channels a notifier is configured for.
+    delivery: messages::Delivery,
 }
 
 /// How long a verification code lasts unless configured otherwise: an hour.
@@ -74,7 +78,14 @@ impl UseCases {
             ports,
             write_attempts: DEFAULT_WRITE_ATTEMPTS,
             code_ttl: DEFAULT_CODE_TTL,
+            delivery: messages::Delivery::default(),
         }
+    }
+
+    /// The channels messages can go through, and whom to tell when one is stored.
+    pub fn with_delivery(mut self, delivery: messages::Delivery) -> Self {
+        self.delivery = delivery;
+        self
     }
 
     pub fn with_code_ttl(mut self, ttl: std::time::Duration) -> Self {

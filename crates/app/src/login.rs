@@ -29,7 +29,9 @@ use userd_ports::settings::{ComplexitySettings, LockoutSettings, SettingsKind, S
 
 use crate::UseCases;
 use crate::access::{authorize_in, require};
+use crate::messages;
 use crate::tokens::{generate_code, generate_secret, hash_code};
+use userd_ports::notify::{Channel, Message};
 
 /// Session tokens carry their own prefix, so a leaked one is told apart from a PAT.
 pub const SESSION_TOKEN_PREFIX: &str = "userd_st_";
@@ -316,6 +318,19 @@ impl UseCases {
         target: &UserRef,
         command: impl Fn(&User) -> Command + Send + Sync,
     ) -> Result<ResourceDetails, ServiceError> {
+        self.password_command_telling(caller, target, command, |_| Ok(None))
+            .await
+    }
+
+    /// [`UseCases::password_command`], storing the message `tell` makes for the user in
+    /// the outbox with the event, in the same transaction.
+    async fn password_command_telling(
+        &self,
+        caller: &Caller,
+        target: &UserRef,
+        command: impl Fn(&User) -> Command + Send + Sync,
+        tell: impl Fn(&User) -> Result<Option<Message>, ServiceError> + Send + Sync,
+    ) -> Result<ResourceDetails, ServiceError> {
         for _ in 0..self.write_attempts {
             let user = self.target_user(target).await?;
             if let Some(condition) = &target.if_match
@@ -336,7 +351,23 @@ impl UseCases {
             else {
                 return Ok(ResourceDetails::of_user(&user));
             };
-            match self.ports.users.append(&next, &event).await {
+            let written = match tell(&next)? {
+                None => self.ports.users.append(&next, &event).await,
+                Some(message) => {
+                    let message =
+                        messages::outbound(self.ports.ids.next_id(), &next, message, event.at);
+                    let written = self
+                        .ports
+                        .users
+                        .append_notifying(&next, &[event], &[message])
+                        .await;
+                    if written.is_ok() {
+                        self.delivery.tell_worker();
+                    }
+                    written
+                }
+            };
+            match written {
                 Ok(()) => return Ok(ResourceDetails::of_user(&next)),
                 Err(StoreError::Conflict) => continue,
                 Err(other) => return Err(other.into()),
@@ -553,21 +584,45 @@ impl LoginService for UseCases {
     ) -> Result<PasswordReset, ServiceError> {
         // user.write on the user, or the user itself.
         self.may_set_password_freely(caller, target).await?;
-        if delivery != ResetDelivery::ReturnCode {
-            // userd has no notifier yet: only the caller can deliver a code.
-            return Err(ServiceError::NotificationsNotConfigured);
+        let (channel, url_template) = match &delivery {
+            ResetDelivery::ReturnCode => (None, None),
+            ResetDelivery::SendEmail { url_template } => {
+                (Some(Channel::Email), url_template.as_deref())
+            }
+            ResetDelivery::SendSms => (Some(Channel::Sms), None),
+        };
+        if let Some(channel) = channel {
+            self.delivery.require(channel)?;
         }
         let (code, code_hash) = generate_code().map_err(|e| ServiceError::Internal(Box::new(e)))?;
         let expires = self.ports.clock.now().saturating_add(self.code_ttl);
         let details = self
-            .password_command(caller, target, |_| Command::RequestPasswordReset {
-                code_hash: code_hash.clone(),
-                expires,
-            })
+            .password_command_telling(
+                caller,
+                target,
+                |_| Command::RequestPasswordReset {
+                    code_hash: code_hash.clone(),
+                    expires,
+                },
+                |user| {
+                    channel
+                        .map(|channel| {
+                            messages::password_reset(
+                                user,
+                                channel,
+                                &code,
+                                url_template,
+                                self.code_ttl,
+                            )
+                        })
+                        .transpose()
+                },
+            )
             .await?;
         Ok(PasswordReset {
             details,
-            code: Some(code),
+            // Only the caller that delivers it sees the code.
+            code: channel.is_none().then_some(code),
         })
     }
 
