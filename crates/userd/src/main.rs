@@ -1,5 +1,6 @@
 //! The userd binary: reads the configuration, prepares the database, and serves HTTP.
 
+mod delivery;
 mod pat_file;
 mod rebuild;
 mod recover;

@@ -60,6 +60,8 @@ pub enum StartError {
     Hasher(#[source] userd_ports::passwords::HashError),
     #[error("cannot set up metrics")]
     Metrics(#[source] prometheus::Error),
+    #[error("invalid notification settings")]
+    Notifier(#[source] userd_notify::SetupError),
     #[error("--user-id")]
     UserId(#[source] userd_domain::values::InvalidValue),
     #[error("cannot write to standard output")]
@@ -294,6 +296,9 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
             Duration::from_millis(ms),
         )),
     };
+    let notifier: Arc<dyn userd_ports::notify::Notifier> =
+        Arc::new(crate::delivery::notifiers(&settings.notify).map_err(StartError::Notifier)?);
+    let wake_delivery = Arc::new(tokio::sync::Notify::new());
     let use_cases = Arc::new(
         UseCases::new(Ports {
             users: store.clone(),
@@ -309,7 +314,11 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
             sessions: store.clone(),
             instance_id,
         })
-        .with_code_ttl(Duration::from_secs(settings.notify.code_ttl_secs)),
+        .with_code_ttl(Duration::from_secs(settings.notify.code_ttl_secs))
+        .with_delivery(crate::delivery::DeliveryWorker::delivery(
+            notifier.as_ref(),
+            &wake_delivery,
+        )),
     );
     let users: Arc<dyn UserService> = use_cases.clone();
     let admin: Arc<dyn AdminService> = use_cases.clone();
@@ -328,6 +337,15 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
         },
         rpc_stopping,
     )?;
+    let delivery = crate::delivery::DeliveryWorker::start(
+        store.clone(),
+        notifier,
+        &settings.notify,
+        crate::delivery::DeliveryMetrics::new(metrics.registry()).map_err(StartError::Metrics)?,
+        wake_delivery,
+        rpc_stop.subscribe(),
+    )
+    .map_err(StartError::Server)?;
     let rpc_stop = Arc::new(rpc_stop);
     let services = Services {
         request_timeout: Duration::from_millis(settings.server.request_timeout_ms),
@@ -369,6 +387,7 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
     // Also when the HTTP server ended without a signal: the process is ending.
     rpc_stop.send_replace(true);
     let rpc_outcome = rpc.finish();
+    delivery.finish();
     http_outcome?;
     rpc_outcome?;
     tracing::info!("stopped");

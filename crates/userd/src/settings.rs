@@ -38,6 +38,51 @@ pub struct PasswordSettings {
 pub struct NotifySettings {
     /// How long a verification code (password reset) lasts.
     pub code_ttl_secs: u64,
+    pub smtp: SmtpSettings,
+    pub sms: SmsSettings,
+    /// How often the delivery worker looks for messages stored by other processes and for
+    /// retries that fell due.
+    pub poll_interval_ms: u64,
+    /// The wait before the second attempt; it doubles for each further one.
+    pub retry_first_ms: u64,
+    /// The longest wait between two attempts.
+    pub retry_longest_secs: u64,
+    /// Attempts in all before a message is given up on.
+    pub max_attempts: u32,
+    /// How long one delivery may take before it counts as failed.
+    pub send_timeout_secs: u64,
+}
+
+/// E-mail delivery; an empty URL turns it off.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub url: String,
+    pub from: String,
+}
+
+/// The URL may hold a password: it is shown without it.
+impl std::fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = match self.url.split_once('@') {
+            Some((before, after)) => match before.split_once("://") {
+                Some((scheme, _credentials)) => format!("{scheme}://***@{after}"),
+                None => "***".to_owned(),
+            },
+            None => self.url.clone(),
+        };
+        f.debug_struct("SmtpSettings")
+            .field("url", &shown)
+            .field("from", &self.from)
+            .finish()
+    }
+}
+
+/// SMS delivery through a webhook; an empty URL turns it off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsSettings {
+    pub webhook_url: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -220,6 +265,47 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "3600",
         "how long a password-reset code lasts",
     ),
+    (
+        "notify.smtp.url",
+        "",
+        "SMTP server for e-mail: smtp://host:25 (plain), smtp://user:pass@host:587?tls=required \
+         (STARTTLS), smtps://user:pass@host:465 (TLS); empty: no e-mail",
+    ),
+    (
+        "notify.smtp.from",
+        "userd <no-reply@localhost>",
+        "the sender of e-mail",
+    ),
+    (
+        "notify.sms.webhook_url",
+        "",
+        "URL that SMS are POSTed to as {\"to\", \"text\"}; empty: no SMS",
+    ),
+    (
+        "notify.poll_interval_ms",
+        "1000",
+        "how often the delivery worker looks for due messages",
+    ),
+    (
+        "notify.retry_first_ms",
+        "2000",
+        "wait before retrying a failed delivery; doubles each time",
+    ),
+    (
+        "notify.retry_longest_secs",
+        "300",
+        "longest wait between delivery attempts",
+    ),
+    (
+        "notify.max_attempts",
+        "12",
+        "delivery attempts before a message is given up on",
+    ),
+    (
+        "notify.send_timeout_secs",
+        "30",
+        "how long one delivery may take",
+    ),
 ];
 
 /// The environment variable of a key: `server.port` is `USERD__SERVER__PORT`.
@@ -274,6 +360,16 @@ impl Settings {
         if self.notify.code_ttl_secs == 0 {
             return Err(SettingsError::Invalid(
                 "notify.code_ttl_secs must be at least 1",
+            ));
+        }
+        if self.notify.poll_interval_ms == 0
+            || self.notify.retry_first_ms == 0
+            || self.notify.max_attempts == 0
+            || self.notify.send_timeout_secs == 0
+        {
+            return Err(SettingsError::Invalid(
+                "notify.poll_interval_ms, notify.retry_first_ms, notify.max_attempts and \
+                 notify.send_timeout_secs must be at least 1",
             ));
         }
         if self.bootstrap.admin_pat_path.as_os_str().is_empty() {
