@@ -7,6 +7,8 @@
 #   USERD_TEST_POSTGRES=require  never skip them (CI): an unreachable server fails the run
 #   USERD_TEST_POSTGRES=skip     do not run them
 #   (unset)                      run them when the server answers, else skip them loudly
+# The e-mail/SMS delivery tests need Python's aiosmtpd; USERD_TEST_NOTIFY=require|skip
+# likewise (unset: run them when it is installed, else skip them loudly).
 # Extra arguments go to the test runner (cargo nextest run, or cargo test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,6 +55,19 @@ case "$mode" in
         ;;
 esac
 export USERD_TEST_POSTGRES="$mode"
+
+# The delivery tests need a real SMTP server: Python's aiosmtpd (scripts/notify_sink.py).
+notify_mode="${USERD_TEST_NOTIFY:-auto}"
+if [ "$notify_mode" = auto ]; then
+    if python3 -c "import aiosmtpd" >/dev/null 2>&1; then
+        notify_mode=require
+    else
+        banner "aiosmtpd is missing: the e-mail/SMS delivery tests were NOT run." \
+               "pip install -r scripts/requirements-api-test.txt"
+        notify_mode=skip
+    fi
+fi
+export USERD_TEST_NOTIFY="$notify_mode"
 export USERD_TEST_POSTGRES_URL="$url"
 
 if cargo nextest --version >/dev/null 2>&1; then
@@ -77,4 +92,7 @@ fi
 
 if [ "$mode" = skip ]; then
     banner "Reminder: PostgreSQL tests were NOT run."
+fi
+if [ "$notify_mode" = skip ]; then
+    banner "Reminder: the e-mail/SMS delivery tests were NOT run (aiosmtpd is missing)."
 fi

@@ -1,0 +1,398 @@
+//! Delivery of codes through the outbox, against the real binary on both backends, a real
+//! SMTP server (aiosmtpd) and a real HTTP endpoint (scripts/notify_sink.py): content and
+//! `urlTemplate`, a mail server that is down and comes back, a restart with messages
+//! waiting, and two processes sharing one outbox.
+//!
+//! Needs Python's `aiosmtpd`. USERD_TEST_NOTIFY=require fails without it; =skip, or its
+//! absence otherwise, skips these tests and says so loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{USERS, Userd, World};
+use userd_testkit::{TestDatabase, on_both_backends_blocking};
+
+on_both_backends_blocking!(
+    reset_codes_reach_the_user_by_email_and_sms,
+    delivery_survives_a_mail_server_down_and_a_restart,
+    two_processes_share_one_outbox_and_send_each_message_once,
+);
+
+const TEMPLATE: &str =
+    "https://login.example.com/reset?user={{.UserID}}&code={{.Code}}&org={{.OrgID}}";
+
+fn python() -> String {
+    std::env::var("USERD_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
+/// Whether these tests run here: loudly not when aiosmtpd is missing, unless required.
+fn sink_available() -> bool {
+    let mode = std::env::var("USERD_TEST_NOTIFY").unwrap_or_default();
+    if mode == "skip" {
+        eprintln!("!!! delivery tests NOT run: USERD_TEST_NOTIFY=skip");
+        return false;
+    }
+    let found = Command::new(python())
+        .args(["-c", "import aiosmtpd"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    match (found, mode.as_str()) {
+        (true, _) => true,
+        (false, "require") => panic!(
+            "USERD_TEST_NOTIFY=require but {} cannot import aiosmtpd \
+             (pip install -r scripts/requirements-api-test.txt)",
+            python()
+        ),
+        (false, _) => {
+            eprintln!(
+                "!!! delivery tests NOT run: {} cannot import aiosmtpd \
+                 (pip install -r scripts/requirements-api-test.txt)",
+                python()
+            );
+            false
+        }
+    }
+}
+
+/// The SMTP server and SMS endpoint, and everything they received.
+struct Sink {
+    child: Child,
+    smtp: u16,
+    http: u16,
+    received: Arc<(Mutex<Vec<Value>>, Condvar)>,
+}
+
+impl Sink {
+    fn start(smtp: u16, http: u16) -> Sink {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/notify_sink.py");
+        let mut child = Command::new(python())
+            .args([
+                script,
+                "--smtp-port",
+                &smtp.to_string(),
+                "--http-port",
+                &http.to_string(),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the notify sink");
+        let received = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        let stdout = child.stdout.take().unwrap();
+        {
+            let received = Arc::clone(&received);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    let (lines, arrived) = &*received;
+                    lines
+                        .lock()
+                        .unwrap()
+                        .push(serde_json::from_str(&line).unwrap());
+                    arrived.notify_all();
+                }
+            });
+        }
+        let mut sink = Sink {
+            child,
+            smtp,
+            http,
+            received,
+        };
+        let listening = sink.wait_for(|v| v.get("listening").is_some());
+        sink.smtp = u16::try_from(listening["listening"]["smtp"].as_u64().unwrap()).unwrap();
+        sink.http = u16::try_from(listening["listening"]["http"].as_u64().unwrap()).unwrap();
+        sink
+    }
+
+    /// Every record so far that `wanted` accepts.
+    fn all(&self, wanted: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let lines = self.received.0.lock().unwrap();
+        lines.iter().filter(|v| wanted(v)).cloned().collect()
+    }
+
+    /// Waits until `count` records that `wanted` accepts have arrived; fails after a
+    /// generous deadline.
+    fn wait_for_n(&self, count: usize, wanted: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (lines, arrived) = &*self.received;
+        let mut guard = lines.lock().unwrap();
+        loop {
+            let found: Vec<Value> = guard.iter().filter(|v| wanted(v)).cloned().collect();
+            if found.len() >= count {
+                return found;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "only {found:?} arrived, {count} were expected"
+            );
+            guard = arrived.wait_timeout(guard, left).unwrap().0;
+        }
+    }
+
+    fn wait_for(&self, wanted: impl Fn(&Value) -> bool) -> Value {
+        self.wait_for_n(1, wanted).remove(0)
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// userd delivering to `sink`'s ports, retrying fast.
+fn userd_for(db: TestDatabase, smtp: u16, http: u16) -> Userd {
+    let smtp = format!("smtp://127.0.0.1:{smtp}");
+    let sms = format!("http://127.0.0.1:{http}/sms");
+    Userd::start_with(
+        db,
+        &[
+            ("USERD__NOTIFY__SMTP__URL", &smtp),
+            ("USERD__NOTIFY__SMTP__FROM", "userd <no-reply@userd.test>"),
+            ("USERD__NOTIFY__SMS__WEBHOOK_URL", &sms),
+            ("USERD__NOTIFY__RETRY_FIRST_MS", "100"),
+            ("USERD__NOTIFY__RETRY_LONGEST_SECS", "1"),
+            ("USERD__NOTIFY__POLL_INTERVAL_MS", "200"),
+            ("USERD__NOTIFY__SEND_TIMEOUT_SECS", "5"),
+        ],
+    )
+}
+
+fn user_with_contact(w: &World, id: &str) {
+    let (status, body) = w.userd.post(
+        USERS,
+        &json!({"userId": id,
+                "contact": {"email": {"address": format!("{id}@example.com")},
+                            "phone": {"number": "+41791234567"}}}),
+    );
+    assert_eq!(status, 201, "{body}");
+}
+
+fn reset(w: &World, id: &str, body: &Value) -> Value {
+    let (status, answer) = w.userd.post(&format!("{USERS}/{id}/password/_reset"), body);
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer.get("verificationCode").is_none(),
+        "a code sent is not shown to the caller: {answer}"
+    );
+    answer
+}
+
+fn to(address: &str) -> impl Fn(&Value) -> bool + '_ {
+    move |v| v["kind"] == "email" && v["to"][0] == address
+}
+
+/// The value /metrics shows for `series`, if any.
+fn metric(client: &support::Client, series: &str) -> Option<f64> {
+    let (status, text) = client.get_text("/metrics");
+    assert_eq!(status, 200);
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}
+
+/// Waits until `series` reads `wanted`: the worker updates it after each delivery round,
+/// which nothing announces, so this polls, within a deadline.
+fn wait_for_metric(userd: &Userd, series: &str, wanted: f64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(&userd.client, series) != Some(wanted) {
+        assert!(
+            Instant::now() < deadline,
+            "{series} is {:?}, not {wanted}",
+            metric(&userd.client, series)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn reset_codes_reach_the_user_by_email_and_sms(db: TestDatabase) {
+    if !sink_available() {
+        return;
+    }
+    let sink = Sink::start(0, 0);
+    let w = World::with(userd_for(db, sink.smtp, sink.http));
+    user_with_contact(&w, "ada");
+
+    reset(&w, "ada", &json!({"sendEmail": {"urlTemplate": TEMPLATE}}));
+    let mail = sink.wait_for(to("ada@example.com"));
+    assert_eq!(mail["subject"], "Reset your password");
+    assert_eq!(mail["from"], "no-reply@userd.test");
+    let text = mail["text"].as_str().unwrap();
+    let link_start = text.find("https://login.example.com/reset?").unwrap();
+    let link = text[link_start..].lines().next().unwrap();
+    let code = link
+        .split("code=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    assert_eq!(code.len(), 8, "{text}");
+    assert_eq!(
+        link,
+        format!(
+            "https://login.example.com/reset?user=ada&code={code}&org={}",
+            w.home
+        )
+    );
+    assert!(text.contains(&format!("Your code: {code}")), "{text}");
+
+    // The code the user received sets the password, once.
+    let set = |code: &str| {
+        w.userd.post(
+            &format!("{USERS}/ada/password"),
+            &json!({"newPassword": {"password": "Correct-Horse-7", "verificationCode": code}}),
+        )
+    };
+    assert_eq!(set(code).0, 200);
+    assert_eq!(set(code).0, 400);
+
+    // By SMS, to the webhook; and a new code voids the one before.
+    reset(&w, "ada", &json!({"sendSms": {}}));
+    let sms = sink.wait_for(|v| v["kind"] == "sms");
+    assert_eq!(
+        (sms["path"].as_str(), sms["to"].as_str()),
+        (Some("/sms"), Some("+41791234567"))
+    );
+    let sms_text = sms["text"].as_str().unwrap();
+    let sms_code = sms_text
+        .split("code: ")
+        .nth(1)
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap();
+    reset(&w, "ada", &json!({"sendEmail": {}}));
+    sink.wait_for_n(2, to("ada@example.com"));
+    let (status, voided) = set(sms_code);
+    assert_eq!((status, support::reason(&voided)), (400, "INVALID_CODE"));
+
+    // A user without a phone cannot get an SMS; a bad template is refused up front.
+    let (status, body) = w.userd.post(USERS, &json!({"userId": "bob"}));
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = w.userd.post(
+        &format!("{USERS}/bob/password/_reset"),
+        &json!({"sendSms": {}}),
+    );
+    assert_eq!((status, support::reason(&body)), (400, "PHONE_NOT_SET"));
+    let (status, body) = w.userd.post(
+        &format!("{USERS}/ada/password/_reset"),
+        &json!({"sendEmail": {"urlTemplate": "https://x.test/{{.Password}}"}}),
+    );
+    assert_eq!(
+        (status, support::reason(&body)),
+        (400, "INVALID_URL_TEMPLATE")
+    );
+
+    wait_for_metric(&w.userd, "userd_outbox_messages{state=\"sent\"}", 3.0);
+    wait_for_metric(&w.userd, "userd_outbox_messages{state=\"pending\"}", 0.0);
+    assert_eq!(
+        metric(
+            &w.userd.client,
+            "userd_outbox_deliveries_total{outcome=\"sent\"}"
+        ),
+        Some(3.0)
+    );
+
+    // No code in userd's log.
+    let log = w.userd.log.lock().unwrap().join("\n");
+    for secret in [code, sms_code] {
+        assert!(!log.contains(secret), "the log holds a code");
+    }
+}
+
+fn delivery_survives_a_mail_server_down_and_a_restart(db: TestDatabase) {
+    if !sink_available() {
+        return;
+    }
+    // Nothing listens on these ports yet: the mail server is down.
+    let (smtp, http) = (free_port(), free_port());
+    let mut w = World::with(userd_for(db, smtp, http));
+    user_with_contact(&w, "ada");
+    let mark = w.userd.log_len();
+    let asked = Instant::now();
+    reset(&w, "ada", &json!({"sendEmail": {}}));
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "the request does not wait on the mail server"
+    );
+    w.userd.wait_for_log(mark, "will retry");
+    wait_for_metric(&w.userd, "userd_outbox_messages{state=\"pending\"}", 1.0);
+
+    // userd stops with the message still waiting; the server comes back; userd starts.
+    w.userd.stop();
+    let sink = Sink::start(smtp, http);
+    w.userd.restart();
+    let mail = sink.wait_for(to("ada@example.com"));
+    assert!(mail["text"].as_str().unwrap().contains("Your code: "));
+    wait_for_metric(&w.userd, "userd_outbox_messages{state=\"sent\"}", 1.0);
+
+    // And down again while userd runs: retried until the server is back.
+    drop(sink);
+    let mark = w.userd.log_len();
+    reset(&w, "ada", &json!({"sendEmail": {}}));
+    w.userd.wait_for_log(mark, "will retry");
+    let sink = Sink::start(smtp, http);
+    sink.wait_for(to("ada@example.com"));
+    assert_eq!(sink.all(to("ada@example.com")).len(), 1);
+}
+
+fn two_processes_share_one_outbox_and_send_each_message_once(db: TestDatabase) {
+    if !sink_available() {
+        return;
+    }
+    let sink = Sink::start(0, 0);
+    let w = World::with(userd_for(db, sink.smtp, sink.http));
+    let peer = w.userd.start_peer();
+    const USERS_COUNT: usize = 24;
+    for n in 0..USERS_COUNT {
+        user_with_contact(&w, &format!("u{n}"));
+    }
+    // Half the requests reach each process; both workers deliver from the one outbox.
+    for n in 0..USERS_COUNT {
+        let path = format!("{USERS}/u{n}/password/_reset");
+        let body = json!({"sendEmail": {}}).to_string();
+        let (status, answer) = if n % 2 == 0 {
+            w.userd.call("POST", &path, Some(&body))
+        } else {
+            peer.client
+                .call_as(Some(&w.userd.token), "POST", &path, Some(&body))
+        };
+        assert_eq!(status, 200, "{answer}");
+    }
+    let mails = sink.wait_for_n(USERS_COUNT, |v| v["kind"] == "email");
+    wait_for_metric(&w.userd, "userd_outbox_messages{state=\"pending\"}", 0.0);
+    let mails_now = sink.all(|v| v["kind"] == "email");
+    let mut recipients: Vec<String> = mails_now
+        .iter()
+        .map(|m| m["to"][0].as_str().unwrap().to_owned())
+        .collect();
+    recipients.sort();
+    recipients.dedup();
+    assert_eq!(
+        (mails_now.len(), recipients.len()),
+        (USERS_COUNT, USERS_COUNT),
+        "each message once: {mails:?}"
+    );
+    // Between them, the two processes delivered each message once.
+    let sent = "userd_outbox_deliveries_total{outcome=\"sent\"}";
+    let here = metric(&w.userd.client, sent).unwrap_or(0.0);
+    let there = metric(&peer.client, sent).unwrap_or(0.0);
+    assert_eq!(here + there, USERS_COUNT as f64, "{here} + {there}");
+}
