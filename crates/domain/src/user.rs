@@ -112,6 +112,10 @@ pub struct User {
     pub failed_password_checks: u32,
     /// The outstanding password-reset code, if one was requested and not yet used.
     pub password_code: Option<PasswordCode>,
+    /// The outstanding code that proves the e-mail address, if one was sent.
+    pub email_code: Option<PasswordCode>,
+    /// The outstanding code that proves the phone number, if one was sent.
+    pub phone_code: Option<PasswordCode>,
     /// Login sessions begun before this time are over: the time of the last lock,
     /// deactivation or password change (the creation, before any).
     pub sessions_valid_from: Timestamp,
@@ -180,11 +184,28 @@ pub enum UserChange {
     },
     /// A wrong code was tried against the outstanding one.
     PasswordCodeCheckFailed,
+    /// A code that proves an address was made; it replaces any earlier one.
+    ContactCodeAdded {
+        kind: ContactKind,
+        hash: String,
+        expires: Timestamp,
+    },
+    /// The address was proven with its code.
+    ContactVerified(ContactKind),
+    /// A wrong code was tried against the address's outstanding one.
+    ContactCodeCheckFailed(ContactKind),
+}
+
+/// Which of a user's addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ContactKind {
+    Email,
+    Phone,
 }
 
 impl UserChange {
     /// The event names of the API reference, also the labels of the events metric.
-    pub const TYPES: [&'static str; 13] = [
+    pub const TYPES: [&'static str; 19] = [
         Self::CREATED,
         Self::UPDATED,
         Self::LOCKED,
@@ -198,6 +219,12 @@ impl UserChange {
         Self::PASSWORD_CHECK_SUCCEEDED,
         Self::PASSWORD_CODE_ADDED,
         Self::PASSWORD_CODE_CHECK_FAILED,
+        Self::EMAIL_CODE_ADDED,
+        Self::EMAIL_VERIFIED,
+        Self::EMAIL_CODE_CHECK_FAILED,
+        Self::PHONE_CODE_ADDED,
+        Self::PHONE_VERIFIED,
+        Self::PHONE_CODE_CHECK_FAILED,
     ];
 
     pub const CREATED: &'static str = "user.created";
@@ -213,6 +240,12 @@ impl UserChange {
     pub const PASSWORD_CHECK_SUCCEEDED: &'static str = "user.password.check.succeeded";
     pub const PASSWORD_CODE_ADDED: &'static str = "user.password.code.added";
     pub const PASSWORD_CODE_CHECK_FAILED: &'static str = "user.password.code.check.failed";
+    pub const EMAIL_CODE_ADDED: &'static str = "user.email.code.added";
+    pub const EMAIL_VERIFIED: &'static str = "user.email.verified";
+    pub const EMAIL_CODE_CHECK_FAILED: &'static str = "user.email.code.check.failed";
+    pub const PHONE_CODE_ADDED: &'static str = "user.phone.code.added";
+    pub const PHONE_VERIFIED: &'static str = "user.phone.verified";
+    pub const PHONE_CODE_CHECK_FAILED: &'static str = "user.phone.code.check.failed";
 
     pub fn event_type(&self) -> &'static str {
         match self {
@@ -229,6 +262,18 @@ impl UserChange {
             UserChange::PasswordCheckSucceeded => Self::PASSWORD_CHECK_SUCCEEDED,
             UserChange::PasswordCodeAdded { .. } => Self::PASSWORD_CODE_ADDED,
             UserChange::PasswordCodeCheckFailed => Self::PASSWORD_CODE_CHECK_FAILED,
+            UserChange::ContactCodeAdded { kind, .. } => match kind {
+                ContactKind::Email => Self::EMAIL_CODE_ADDED,
+                ContactKind::Phone => Self::PHONE_CODE_ADDED,
+            },
+            UserChange::ContactVerified(kind) => match kind {
+                ContactKind::Email => Self::EMAIL_VERIFIED,
+                ContactKind::Phone => Self::PHONE_VERIFIED,
+            },
+            UserChange::ContactCodeCheckFailed(kind) => match kind {
+                ContactKind::Email => Self::EMAIL_CODE_CHECK_FAILED,
+                ContactKind::Phone => Self::PHONE_CODE_CHECK_FAILED,
+            },
         }
     }
 }
@@ -266,6 +311,16 @@ pub enum Command {
     },
     /// Counts a wrong code against the outstanding one.
     FailPasswordCode,
+    /// Makes a code (given as its hash) that proves an unverified address.
+    AddContactCode {
+        kind: ContactKind,
+        code_hash: String,
+        expires: Timestamp,
+    },
+    /// Marks an address as proven; the caller checked its code.
+    VerifyContact(ContactKind),
+    /// Counts a wrong code against the address's outstanding one.
+    FailContactCode(ContactKind),
 }
 
 impl Command {
@@ -281,6 +336,9 @@ impl Command {
             Command::RemovePassword => "remove_password",
             Command::RequestPasswordReset { .. } => "request_password_reset",
             Command::FailPasswordCode => "fail_password_code",
+            Command::AddContactCode { .. } => "add_contact_code",
+            Command::VerifyContact(_) => "verify_contact",
+            Command::FailContactCode(_) => "fail_contact_code",
         }
     }
 }
@@ -298,6 +356,14 @@ pub enum Refusal {
     NotInactive,
     #[error("user has no password")]
     NoPassword,
+    #[error("user has no e-mail address")]
+    NoEmail,
+    #[error("user has no phone number")]
+    NoPhone,
+    #[error("the e-mail address is already verified")]
+    EmailAlreadyVerified,
+    #[error("the phone number is already verified")]
+    PhoneAlreadyVerified,
     /// A deleted user accepts nothing; callers report it exactly like an unknown id.
     #[error("user not found")]
     Deleted,
@@ -312,9 +378,35 @@ impl Refusal {
             Refusal::AlreadyInactive => "USER_ALREADY_INACTIVE",
             Refusal::NotInactive => "USER_NOT_INACTIVE",
             Refusal::NoPassword => "PASSWORD_NOT_SET",
+            Refusal::NoEmail => "EMAIL_NOT_SET",
+            Refusal::NoPhone => "PHONE_NOT_SET",
+            Refusal::EmailAlreadyVerified => "EMAIL_ALREADY_VERIFIED",
+            Refusal::PhoneAlreadyVerified => "PHONE_ALREADY_VERIFIED",
             Refusal::Deleted => "USER_NOT_FOUND",
         }
     }
+}
+
+/// The rules every code follows: none outstanding or a wrong one is invalid; five
+/// wrong tries use it up, whatever comes next; it dies at its expiry.
+fn check_code(
+    code: Option<&PasswordCode>,
+    code_hash: &str,
+    now: Timestamp,
+) -> Result<(), CodeRefusal> {
+    let Some(code) = code else {
+        return Err(CodeRefusal::Invalid);
+    };
+    if code.failed_attempts >= MAX_CODE_ATTEMPTS {
+        return Err(CodeRefusal::Exhausted);
+    }
+    if code.expires <= now {
+        return Err(CodeRefusal::Expired);
+    }
+    if code.hash != code_hash {
+        return Err(CodeRefusal::Invalid);
+    }
+    Ok(())
 }
 
 /// An event log that does not describe a user.
@@ -402,6 +494,8 @@ impl User {
             password: None,
             failed_password_checks: 0,
             password_code: None,
+            email_code: None,
+            phone_code: None,
             sessions_valid_from: at,
             created: at,
             changed: at,
@@ -492,6 +586,26 @@ impl User {
             },
             Command::FailPasswordCode if self.password_code.is_none() => return Ok(None),
             Command::FailPasswordCode => UserChange::PasswordCodeCheckFailed,
+            Command::AddContactCode {
+                kind,
+                code_hash,
+                expires,
+            } => {
+                self.unverified(*kind)?;
+                UserChange::ContactCodeAdded {
+                    kind: *kind,
+                    hash: code_hash.clone(),
+                    expires: *expires,
+                }
+            }
+            Command::VerifyContact(kind) => {
+                self.unverified(*kind)?;
+                UserChange::ContactVerified(*kind)
+            }
+            Command::FailContactCode(kind) if self.contact_code(*kind).is_none() => {
+                return Ok(None);
+            }
+            Command::FailContactCode(kind) => UserChange::ContactCodeCheckFailed(*kind),
             Command::Deactivate if self.lifecycle != Lifecycle::Active => {
                 return Err(Refusal::AlreadyInactive);
             }
@@ -544,23 +658,45 @@ impl User {
         event
     }
 
+    /// The outstanding code of an address.
+    pub fn contact_code(&self, kind: ContactKind) -> Option<&PasswordCode> {
+        match kind {
+            ContactKind::Email => self.email_code.as_ref(),
+            ContactKind::Phone => self.phone_code.as_ref(),
+        }
+    }
+
+    /// Refuses an address that is missing or already proven.
+    fn unverified(&self, kind: ContactKind) -> Result<(), Refusal> {
+        let verified = match kind {
+            ContactKind::Email => self.contact.email.as_ref().map(|e| e.verified),
+            ContactKind::Phone => self.contact.phone.as_ref().map(|p| p.verified),
+        };
+        match (kind, verified) {
+            (ContactKind::Email, None) => Err(Refusal::NoEmail),
+            (ContactKind::Phone, None) => Err(Refusal::NoPhone),
+            (ContactKind::Email, Some(true)) => Err(Refusal::EmailAlreadyVerified),
+            (ContactKind::Phone, Some(true)) => Err(Refusal::PhoneAlreadyVerified),
+            (_, Some(false)) => Ok(()),
+        }
+    }
+
+    /// Whether `code_hash` is the address's outstanding code at `now`, by the rules of
+    /// reset codes ([`User::check_password_code`]).
+    pub fn check_contact_code(
+        &self,
+        kind: ContactKind,
+        code_hash: &str,
+        now: Timestamp,
+    ) -> Result<(), CodeRefusal> {
+        check_code(self.contact_code(kind), code_hash, now)
+    }
+
     /// Whether `code_hash` is the outstanding reset code at `now`. The caller records a
     /// wrong code with [`Command::FailPasswordCode`] when the answer is
     /// [`CodeRefusal::Invalid`] and a code is outstanding.
     pub fn check_password_code(&self, code_hash: &str, now: Timestamp) -> Result<(), CodeRefusal> {
-        let Some(code) = &self.password_code else {
-            return Err(CodeRefusal::Invalid);
-        };
-        if code.failed_attempts >= MAX_CODE_ATTEMPTS {
-            return Err(CodeRefusal::Exhausted);
-        }
-        if code.expires <= now {
-            return Err(CodeRefusal::Expired);
-        }
-        if code.hash != code_hash {
-            return Err(CodeRefusal::Invalid);
-        }
-        Ok(())
+        check_code(self.password_code.as_ref(), code_hash, now)
     }
 
     /// The hash a password check at `now` must verify against, or why no check may run:
@@ -685,11 +821,14 @@ impl User {
                 if let Some(data) = patch.data {
                     self.data = data;
                 }
+                // A new address (or one declared verified) voids the code sent before.
                 if let Some(email) = patch.email {
                     self.contact.email = Some(email);
+                    self.email_code = None;
                 }
                 if let Some(phone) = patch.phone {
                     self.contact.phone = Some(phone);
+                    self.phone_code = None;
                 }
             }
             UserChange::Locked(lock) => {
@@ -728,6 +867,44 @@ impl User {
             }
             UserChange::PasswordCodeCheckFailed => {
                 if let Some(code) = &mut self.password_code {
+                    code.failed_attempts = code.failed_attempts.saturating_add(1);
+                }
+            }
+            UserChange::ContactCodeAdded {
+                kind,
+                hash,
+                expires,
+            } => {
+                let code = Some(PasswordCode {
+                    hash: hash.clone(),
+                    expires: *expires,
+                    failed_attempts: 0,
+                });
+                match kind {
+                    ContactKind::Email => self.email_code = code,
+                    ContactKind::Phone => self.phone_code = code,
+                }
+            }
+            UserChange::ContactVerified(kind) => match kind {
+                ContactKind::Email => {
+                    if let Some(email) = &mut self.contact.email {
+                        email.verified = true;
+                    }
+                    self.email_code = None;
+                }
+                ContactKind::Phone => {
+                    if let Some(phone) = &mut self.contact.phone {
+                        phone.verified = true;
+                    }
+                    self.phone_code = None;
+                }
+            },
+            UserChange::ContactCodeCheckFailed(kind) => {
+                let code = match kind {
+                    ContactKind::Email => &mut self.email_code,
+                    ContactKind::Phone => &mut self.phone_code,
+                };
+                if let Some(code) = code {
                     code.failed_attempts = code.failed_attempts.saturating_add(1);
                 }
             }
@@ -794,6 +971,8 @@ pub struct PasswordCheck {
     pub events: Vec<UserEvent>,
 }
 
+#[cfg(test)]
+mod contact_tests;
 #[cfg(test)]
 mod lockout_tests;
 #[cfg(test)]

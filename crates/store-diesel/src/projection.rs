@@ -17,7 +17,8 @@ use crate::data_migrations::{NameClaim, assign_keys};
 use crate::errors::store_error;
 use crate::schema::{events, usernames, users};
 use crate::stored::{
-    decode_change, decode_usernames, encode_change, encode_usernames, stored_event_type,
+    decode_change, decode_contact_codes, decode_usernames, encode_change, encode_contact_codes,
+    encode_usernames, stored_event_type,
 };
 
 /// The aggregate type of user streams in the event log.
@@ -55,6 +56,8 @@ pub struct ProjectionRow {
     pub password_code_hash: Option<String>,
     pub password_code_expires_at_us: Option<i64>,
     pub password_code_failures: i64,
+    /// The outstanding codes that prove the e-mail address and the phone number.
+    pub contact_codes: Option<String>,
     pub sessions_valid_from_us: i64,
 }
 
@@ -113,6 +116,10 @@ impl ProjectionRow {
                 .password_code
                 .as_ref()
                 .map_or(0, |c| i64::from(c.failed_attempts)),
+            contact_codes: encode_contact_codes(
+                user.email_code.as_ref(),
+                user.phone_code.as_ref(),
+            )?,
             sessions_valid_from_us: user.sessions_valid_from.unix_micros(),
         })
     }
@@ -124,6 +131,8 @@ impl ProjectionRow {
         let data: serde_json::Value =
             serde_json::from_str(&self.data).map_err(|e| corrupt(Box::new(e)))?;
         let usernames: Vec<UsernameEntry> = decode_usernames(&self.usernames)?;
+        let codes = decode_contact_codes(self.contact_codes.as_deref())
+            .map_err(|e| corrupt(Box::new(e)))?;
         let email = self
             .email
             .map(|address| {
@@ -187,6 +196,8 @@ impl ProjectionRow {
                 (None, None) => None,
                 _ => return Err(corrupt("a reset code without its expiry".into())),
             },
+            email_code: codes.email,
+            phone_code: codes.phone,
             sessions_valid_from: Timestamp::from_unix_micros(self.sessions_valid_from_us),
             created: Timestamp::from_unix_micros(self.created_at_us),
             changed: Timestamp::from_unix_micros(self.changed_at_us),

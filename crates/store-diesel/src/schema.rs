@@ -57,6 +57,7 @@ diesel::table! {
         password_code_hash -> Nullable<Text>,
         password_code_expires_at_us -> Nullable<BigInt>,
         password_code_failures -> BigInt,
+        contact_codes -> Nullable<Text>,
         sessions_valid_from_us -> BigInt,
     }
 }

@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use userd_domain::Timestamp;
 use userd_domain::authz::{Grants, Permission, PermissionSet};
-use userd_domain::password::{Lock, LockCause, PasswordHash, UnlockCause};
+use userd_domain::password::{Lock, LockCause, PasswordCode, PasswordHash, UnlockCause};
 use userd_domain::user::{
-    Contact, EmailContact, PhoneContact, UserChange, UserCreated, UserPatch, UsernameEntry,
+    Contact, ContactKind, EmailContact, PhoneContact, UserChange, UserCreated, UserPatch,
+    UsernameEntry,
 };
 use userd_domain::values::{Email, OrgId, Phone, SchemaId, UserData, Username, UsernameId};
 use userd_ports::error::StoreError;
@@ -201,6 +202,18 @@ pub(crate) fn stored_event_type(change: &UserChange) -> &'static str {
         UserChange::PasswordCheckSucceeded => "user.password.check.succeeded",
         UserChange::PasswordCodeAdded { .. } => "user.password.code.added",
         UserChange::PasswordCodeCheckFailed => "user.password.code.check.failed",
+        UserChange::ContactCodeAdded { kind, .. } => match kind {
+            ContactKind::Email => "user.email.code.added",
+            ContactKind::Phone => "user.phone.code.added",
+        },
+        UserChange::ContactVerified(kind) => match kind {
+            ContactKind::Email => "user.email.verified",
+            ContactKind::Phone => "user.phone.verified",
+        },
+        UserChange::ContactCodeCheckFailed(kind) => match kind {
+            ContactKind::Email => "user.email.code.check.failed",
+            ContactKind::Phone => "user.phone.code.check.failed",
+        },
     }
 }
 
@@ -392,7 +405,8 @@ pub(crate) fn encode_change(change: &UserChange) -> Result<String, StoreError> {
         UserChange::PasswordCheckFailed { failed_checks } => encode(&StoredCheckFailedV1 {
             failed_checks: *failed_checks,
         }),
-        UserChange::PasswordCodeAdded { hash, expires } => encode(&StoredCodeAddedV1 {
+        UserChange::PasswordCodeAdded { hash, expires }
+        | UserChange::ContactCodeAdded { hash, expires, .. } => encode(&StoredCodeAddedV1 {
             hash: hash.clone(),
             expires: expires.to_rfc3339(),
         }),
@@ -401,7 +415,9 @@ pub(crate) fn encode_change(change: &UserChange) -> Result<String, StoreError> {
         | UserChange::Deleted
         | UserChange::PasswordRemoved
         | UserChange::PasswordCheckSucceeded
-        | UserChange::PasswordCodeCheckFailed => Ok("{}".to_owned()),
+        | UserChange::PasswordCodeCheckFailed
+        | UserChange::ContactVerified(_)
+        | UserChange::ContactCodeCheckFailed(_) => Ok("{}".to_owned()),
     }
 }
 
@@ -487,22 +503,98 @@ pub(crate) fn decode_change(event_type: &str, payload: &str) -> Result<UserChang
             }
         }
         "user.password.check.succeeded" => UserChange::PasswordCheckSucceeded,
-        "user.password.code.added" => {
+        "user.password.code.added" | "user.email.code.added" | "user.phone.code.added" => {
             let stored: StoredCodeAddedV1 = parse(payload).map_err(|e| corrupt(Box::new(e)))?;
             let expires = Timestamp::parse_rfc3339(&stored.expires)
                 .ok_or_else(|| corrupt(format!("not a time: {:?}", stored.expires).into()))?;
-            UserChange::PasswordCodeAdded {
-                hash: stored.hash,
-                expires,
+            let hash = stored.hash;
+            match event_type {
+                "user.email.code.added" => UserChange::ContactCodeAdded {
+                    kind: ContactKind::Email,
+                    hash,
+                    expires,
+                },
+                "user.phone.code.added" => UserChange::ContactCodeAdded {
+                    kind: ContactKind::Phone,
+                    hash,
+                    expires,
+                },
+                _ => UserChange::PasswordCodeAdded { hash, expires },
             }
         }
         "user.password.code.check.failed" => UserChange::PasswordCodeCheckFailed,
+        "user.email.verified" => UserChange::ContactVerified(ContactKind::Email),
+        "user.phone.verified" => UserChange::ContactVerified(ContactKind::Phone),
+        "user.email.code.check.failed" => UserChange::ContactCodeCheckFailed(ContactKind::Email),
+        "user.phone.code.check.failed" => UserChange::ContactCodeCheckFailed(ContactKind::Phone),
         other => {
             return Err(StoreError::corrupt(
                 "an event",
                 format!("unknown event type {other:?}"),
             ));
         }
+    })
+}
+
+/// One outstanding code of the `users.contact_codes` column.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredCodeV1 {
+    hash: String,
+    expires_us: i64,
+    failures: u32,
+}
+
+/// The `users.contact_codes` column: `{"v": 1, "email"?: {...}, "phone"?: {...}}`, NULL
+/// when no code is outstanding.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredContactCodesV1 {
+    v: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    email: Option<StoredCodeV1>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    phone: Option<StoredCodeV1>,
+}
+
+/// The codes a user's addresses wait to be proven with.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct ContactCodes {
+    pub email: Option<PasswordCode>,
+    pub phone: Option<PasswordCode>,
+}
+
+pub(crate) fn encode_contact_codes(
+    email: Option<&PasswordCode>,
+    phone: Option<&PasswordCode>,
+) -> Result<Option<String>, StoreError> {
+    if email.is_none() && phone.is_none() {
+        return Ok(None);
+    }
+    let stored = |code: &PasswordCode| StoredCodeV1 {
+        hash: code.hash.clone(),
+        expires_us: code.expires.unix_micros(),
+        failures: code.failed_attempts,
+    };
+    encode(&StoredContactCodesV1 {
+        v: 1,
+        email: email.map(stored),
+        phone: phone.map(stored),
+    })
+    .map(Some)
+}
+
+pub(crate) fn decode_contact_codes(text: Option<&str>) -> Result<ContactCodes, serde_json::Error> {
+    let Some(text) = text else {
+        return Ok(ContactCodes::default());
+    };
+    let stored: StoredContactCodesV1 = serde_json::from_str(text)?;
+    let code = |code: StoredCodeV1| PasswordCode {
+        hash: code.hash,
+        expires: Timestamp::from_unix_micros(code.expires_us),
+        failed_attempts: code.failures,
+    };
+    Ok(ContactCodes {
+        email: stored.email.map(code),
+        phone: stored.phone.map(code),
     })
 }
 
@@ -598,6 +690,13 @@ mod tests {
                 expires: Timestamp::from_unix_micros(1_732_292_825_645_001),
             },
             UserChange::PasswordCodeCheckFailed,
+            UserChange::ContactCodeAdded {
+                kind: ContactKind::Phone,
+                hash: "cd".repeat(32),
+                expires: Timestamp::from_unix_micros(1_732_292_825_645_001),
+            },
+            UserChange::ContactVerified(ContactKind::Email),
+            UserChange::ContactCodeCheckFailed(ContactKind::Phone),
         ];
         for change in changes {
             let payload = encode_change(&change).unwrap();

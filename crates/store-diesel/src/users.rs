@@ -218,6 +218,7 @@ impl<const DELETE: bool> QueryFragment<Pg> for MoveAndAppend<'_, DELETE> {
                 ", password_code_hash = ", Nullable<Text> => &row.password_code_hash;
                 ", password_code_expires_at_us = ", Nullable<BigInt> => &row.password_code_expires_at_us;
                 ", password_code_failures = ", BigInt => &row.password_code_failures;
+                ", contact_codes = ", Nullable<Text> => &row.contact_codes;
                 ", sessions_valid_from_us = ", BigInt => &row.sessions_valid_from_us;
                 " WHERE id = ", Text => &row.id;
                 " AND sequence = ", BigInt => &self.previous;
@@ -284,7 +285,8 @@ impl QueryFragment<Pg> for CreateAndAppend<'_> {
              locked, state, created_at_us, changed_at_us, sequence, lock_cause, \
              locked_until_us, password_hash, password_changed_at_us, \
              password_change_required, failed_password_checks, password_code_hash, \
-             password_code_expires_at_us, password_code_failures, sessions_valid_from_us) \
+             password_code_expires_at_us, password_code_failures, contact_codes, \
+             sessions_valid_from_us) \
              SELECT ", Text => &row.id;
             ", ", Text => &row.id_key;
             ", ", Text => &row.org_id;
@@ -311,6 +313,7 @@ impl QueryFragment<Pg> for CreateAndAppend<'_> {
             ", ", Nullable<Text> => &row.password_code_hash;
             ", ", Nullable<BigInt> => &row.password_code_expires_at_us;
             ", ", BigInt => &row.password_code_failures;
+            ", ", Nullable<Text> => &row.contact_codes;
             ", ", BigInt => &row.sessions_valid_from_us;
             " WHERE NOT EXISTS (SELECT 1 FROM taken) RETURNING id, org_id), \
              names AS (INSERT INTO usernames (id, user_id, org_id, \

@@ -271,7 +271,10 @@ proptest! {
                                 | Command::SetPassword { .. }
                                 | Command::RemovePassword
                                 | Command::RequestPasswordReset { .. }
-                                | Command::FailPasswordCode => {}
+                                | Command::FailPasswordCode
+                                | Command::AddContactCode { .. }
+                                | Command::VerifyContact(_)
+                                | Command::FailContactCode(_) => {}
                             }
                             log.push(event);
                             user = next;
