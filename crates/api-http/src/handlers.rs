@@ -89,7 +89,7 @@ fn if_match(req: &HttpRequest) -> Option<IfMatch> {
 }
 
 /// The entity tag of a user at a version.
-fn etag(version: u64) -> (header::HeaderName, String) {
+pub(crate) fn etag(version: u64) -> (header::HeaderName, String) {
     (header::ETAG, format!("\"{version}\""))
 }
 

@@ -4,6 +4,7 @@
 
 mod body;
 mod connection;
+mod contact;
 mod dto;
 mod error;
 mod handlers;

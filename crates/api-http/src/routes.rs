@@ -16,11 +16,13 @@ use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use userd_ports::ErrorKind;
 use userd_ports::admin::AdminService;
+use userd_ports::contact::ContactService;
 use userd_ports::login::LoginService;
 use userd_ports::service::UserService;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::contact::*;
 use crate::error::ApiError;
 use crate::handlers::*;
 use crate::login::*;
@@ -34,6 +36,7 @@ pub struct Services {
     pub users: Arc<dyn UserService>,
     pub admin: Arc<dyn AdminService>,
     pub login: Arc<dyn LoginService>,
+    pub contact: Arc<dyn ContactService>,
     pub metrics: Arc<Metrics>,
     /// A request still running after this is answered 504 (code 4).
     pub request_timeout: Duration,
@@ -46,12 +49,14 @@ impl Services {
         users: Arc<dyn UserService>,
         admin: Arc<dyn AdminService>,
         login: Arc<dyn LoginService>,
+        contact: Arc<dyn ContactService>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Services {
             users,
             admin,
             login,
+            contact,
             metrics,
             request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
         }
@@ -119,6 +124,32 @@ pub(crate) fn routes() -> Vec<RouteSpec> {
             M::POST,
             "/resources/v3alpha/users/{id}/password/_reset",
             || web::post().to(reset_password),
+        ),
+        spec(M::PUT, "/resources/v3alpha/users/{id}/email", || {
+            web::put().to(set_email)
+        }),
+        spec(
+            M::POST,
+            "/resources/v3alpha/users/{id}/email/_verify",
+            || web::post().to(verify_email),
+        ),
+        spec(
+            M::POST,
+            "/resources/v3alpha/users/{id}/email/_resend",
+            || web::post().to(resend_email_code),
+        ),
+        spec(M::PUT, "/resources/v3alpha/users/{id}/phone", || {
+            web::put().to(set_phone)
+        }),
+        spec(
+            M::POST,
+            "/resources/v3alpha/users/{id}/phone/_verify",
+            || web::post().to(verify_phone),
+        ),
+        spec(
+            M::POST,
+            "/resources/v3alpha/users/{id}/phone/_resend",
+            || web::post().to(resend_phone_code),
         ),
         spec(M::GET, "/resources/v3alpha/users/{id}/pats", || {
             web::get().to(list_tokens)
@@ -193,6 +224,7 @@ fn configure(services: Services) -> impl FnOnce(&mut web::ServiceConfig) {
         cfg.app_data(web::Data::from(services.users))
             .app_data(web::Data::from(services.admin))
             .app_data(web::Data::from(services.login))
+            .app_data(web::Data::from(services.contact))
             .app_data(web::Data::from(Arc::clone(&services.metrics)))
             .app_data(web::Data::new(RequestSettings {
                 metrics: services.metrics,

@@ -81,6 +81,7 @@ fn services(delay: Duration, timeout: Duration) -> Services {
             Arc::new(Slow { delay }),
             Arc::new(MockAdminService::new()),
             Arc::new(userd_ports::login::MockLoginService::new()),
+            Arc::new(userd_ports::contact::MockContactService::new()),
             Arc::new(Metrics::new().unwrap()),
         )
     }
@@ -113,7 +114,7 @@ fn the_document_describes_exactly_the_served_routes() {
         unserved.is_empty(),
         "documented but not served: {unserved:?}"
     );
-    assert_eq!(served.len(), 34);
+    assert_eq!(served.len(), 40);
 }
 
 #[test]

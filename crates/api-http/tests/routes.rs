@@ -84,6 +84,7 @@ async fn call_admin(
         Arc::new(mock),
         Arc::new(admin),
         Arc::new(userd_ports::login::MockLoginService::new()),
+        Arc::new(userd_ports::contact::MockContactService::new()),
         metrics,
     )))
     .await;
@@ -265,6 +266,8 @@ async fn get_answers_the_user_shape_with_empty_fields_omitted() {
         password: None,
         failed_password_checks: 0,
         password_code: None,
+        email_code: None,
+        phone_code: None,
         sessions_valid_from: Timestamp::UNIX_EPOCH,
         created: Timestamp::from_unix_micros(1_732_292_825_645_000),
         changed: Timestamp::from_unix_micros(1_732_292_826_000_000),
@@ -1025,6 +1028,8 @@ async fn search_results_have_the_get_user_shape_and_refusals_are_code_3() {
         password: None,
         failed_password_checks: 0,
         password_code: None,
+        email_code: None,
+        phone_code: None,
         sessions_valid_from: Timestamp::UNIX_EPOCH,
         created: Timestamp::from_unix_micros(0),
         changed: Timestamp::from_unix_micros(0),
@@ -1158,6 +1163,7 @@ async fn tokens_are_listed_without_secrets_and_instance_roles_removed() {
         Arc::new(service()),
         admin.clone(),
         Arc::new(userd_ports::login::MockLoginService::new()),
+        Arc::new(userd_ports::contact::MockContactService::new()),
         metrics,
     )))
     .await;

@@ -28,6 +28,7 @@ pub mod admin;
 pub mod auth_cache;
 pub mod bootstrap;
 pub mod clock;
+pub mod contact;
 mod fresh_ids;
 pub mod ids;
 pub mod login;

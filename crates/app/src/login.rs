@@ -293,7 +293,7 @@ impl UseCases {
     }
 
     /// The live user `target` names; not found when there is none.
-    async fn target_user(&self, target: &UserRef) -> Result<User, ServiceError> {
+    pub(crate) async fn target_user(&self, target: &UserRef) -> Result<User, ServiceError> {
         self.live_user(&target.id)
             .await?
             .ok_or_else(|| ServiceError::UserNotFound {
@@ -381,7 +381,7 @@ impl UseCases {
     /// Whether `caller` may change `user`'s password without a proof, after the checks
     /// of docs/api.md: a stranger learns nothing (not found), a member without
     /// `user.write` is denied, except on its own user, which then needs a proof.
-    async fn may_set_password_freely(
+    pub(crate) async fn may_set_password_freely(
         &self,
         caller: &Caller,
         target: &UserRef,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use userd_domain::Timestamp;
-use userd_domain::user::User;
+use userd_domain::user::{ContactKind, User};
 use userd_ports::error::ServiceError;
 use userd_ports::notify::{Channel, Message, OutboundMessage};
 
@@ -139,6 +139,58 @@ pub fn password_reset(
         channel,
         to,
         subject: "Reset your password".to_owned(),
+        text,
+    })
+}
+
+/// The channel that reaches an address of `kind`.
+pub fn channel_of(kind: ContactKind) -> Channel {
+    match kind {
+        ContactKind::Email => Channel::Email,
+        ContactKind::Phone => Channel::Sms,
+    }
+}
+
+/// The message that carries a code proving an address, sent to that address.
+pub fn contact_code(
+    user: &User,
+    kind: ContactKind,
+    code: &str,
+    url_template: Option<&str>,
+    ttl: Duration,
+) -> Result<Message, ServiceError> {
+    let link = url_template
+        .map(|template| render_url(template, user, code))
+        .transpose()?;
+    let channel = channel_of(kind);
+    let to = recipient(user, channel)?;
+    let minutes = minutes(ttl);
+    let (subject, text) = match kind {
+        ContactKind::Email => {
+            let mut text = format!(
+                "Please confirm that this e-mail address is yours.\n\n\
+                 Your code: {code}\n\nIt works once, within {minutes} minutes.\n"
+            );
+            if let Some(link) = &link {
+                text.push_str(&format!("\nOr follow this link:\n{link}\n"));
+            }
+            text.push_str("\nIf you did not expect this, ignore this message.\n");
+            ("Verify your e-mail address", text)
+        }
+        ContactKind::Phone => (
+            "Verify your phone number",
+            match &link {
+                Some(link) => format!("Your verification code: {code} ({link})"),
+                None => format!(
+                    "Your verification code: {code}. It works once, within {minutes} minutes."
+                ),
+            },
+        ),
+    };
+    Ok(Message {
+        channel,
+        to,
+        subject: subject.to_owned(),
         text,
     })
 }

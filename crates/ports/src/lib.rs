@@ -14,6 +14,7 @@
 pub mod admin;
 pub mod bootstrap;
 pub mod clock;
+pub mod contact;
 pub mod error;
 pub mod ids;
 pub mod login;

@@ -322,7 +322,8 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
     );
     let users: Arc<dyn UserService> = use_cases.clone();
     let admin: Arc<dyn AdminService> = use_cases.clone();
-    let login: Arc<dyn userd_ports::login::LoginService> = use_cases;
+    let login: Arc<dyn userd_ports::login::LoginService> = use_cases.clone();
+    let contact: Arc<dyn userd_ports::contact::ContactService> = use_cases;
 
     let metrics = store_metrics(&store).map_err(StartError::Metrics)?;
     let rpc_metrics =
@@ -349,7 +350,7 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
     let rpc_stop = Arc::new(rpc_stop);
     let services = Services {
         request_timeout: Duration::from_millis(settings.server.request_timeout_ms),
-        ..Services::new(users, admin, login, metrics)
+        ..Services::new(users, admin, login, contact.clone(), metrics)
     };
 
     let server = &settings.server;

@@ -1,0 +1,274 @@
+//! Contact verification: [`ContactService`] implemented by [`UseCases`]. A new address is
+//! unverified until the code sent to it (or handed to the caller) comes back; codes
+//! follow the rules of reset codes. The code's message is stored in the outbox with the
+//! events, in one transaction; the delivery worker sends it.
+
+use async_trait::async_trait;
+use userd_domain::Timestamp;
+use userd_domain::authz::{Caller, Permission};
+use userd_domain::password::CodeRefusal;
+use userd_domain::user::{
+    Command, ContactKind, EmailContact, PhoneContact, User, UserEvent, UserPatch,
+};
+use userd_ports::contact::{Address, CodeDelivery, ContactChange, ContactService, Verification};
+use userd_ports::error::{ServiceError, StoreError};
+use userd_ports::notify::Message;
+use userd_ports::service::{ResourceDetails, UserRef};
+
+use crate::UseCases;
+use crate::messages::{self, channel_of};
+use crate::tokens::{generate_code, hash_code};
+
+/// A code just made: in clear (to send or return) and as stored.
+struct NewCode {
+    code: String,
+    hash: String,
+    expires: Timestamp,
+    delivery: CodeDelivery,
+}
+
+impl UseCases {
+    /// A new code for an address of `kind`, after checking its channel can carry it.
+    fn new_code(&self, kind: ContactKind, delivery: CodeDelivery) -> Result<NewCode, ServiceError> {
+        if let CodeDelivery::Send { .. } = delivery {
+            self.delivery.require(channel_of(kind))?;
+        }
+        let (code, hash) = generate_code().map_err(|e| ServiceError::Internal(Box::new(e)))?;
+        Ok(NewCode {
+            code,
+            hash,
+            expires: self.ports.clock.now().saturating_add(self.code_ttl),
+            delivery,
+        })
+    }
+
+    /// The message that carries `code` to `user`'s address, when userd sends it.
+    fn code_message(
+        &self,
+        user: &User,
+        kind: ContactKind,
+        code: &NewCode,
+    ) -> Result<Option<Message>, ServiceError> {
+        match &code.delivery {
+            CodeDelivery::Return => Ok(None),
+            CodeDelivery::Send { url_template } => messages::contact_code(
+                user,
+                kind,
+                &code.code,
+                url_template.as_deref(),
+                self.code_ttl,
+            )
+            .map(Some),
+        }
+    }
+
+    /// Writes `events` (leading to `state`) with the code's message, if any, in one
+    /// transaction.
+    async fn write_with_message(
+        &self,
+        state: &User,
+        events: &[UserEvent],
+        message: Option<Message>,
+    ) -> Result<(), StoreError> {
+        match message {
+            None => self.ports.users.append_all(state, events).await,
+            Some(message) => {
+                let at = events.last().map_or(state.changed, |e| e.at);
+                let outbound = messages::outbound(self.ports.ids.next_id(), state, message, at);
+                self.ports
+                    .users
+                    .append_notifying(state, events, &[outbound])
+                    .await?;
+                self.delivery.tell_worker();
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs `commands` one after the other on `target`'s newest state and writes their
+    /// events (and `code`'s message) at once, retrying on a lost race.
+    async fn contact_commands(
+        &self,
+        caller: &Caller,
+        target: &UserRef,
+        commands: impl Fn(&User) -> Result<Vec<Command>, ServiceError> + Send + Sync,
+        code: Option<(ContactKind, &NewCode)>,
+    ) -> Result<ResourceDetails, ServiceError> {
+        let actor = Some(caller.user_id.clone());
+        for _ in 0..self.write_attempts {
+            let user = self.target_user(target).await?;
+            let now = self.ports.clock.now();
+            let mut state = user.clone();
+            let mut events = Vec::new();
+            for command in commands(&user)? {
+                let refused = |r| ServiceError::refused(r, target.id.to_string());
+                if let Some((next, event)) = state
+                    .execute(&command, now, actor.clone())
+                    .map_err(refused)?
+                {
+                    state = next;
+                    events.push(event);
+                }
+            }
+            if events.is_empty() {
+                return Ok(ResourceDetails::of_user(&user));
+            }
+            let message = match code {
+                Some((kind, code)) => self.code_message(&state, kind, code)?,
+                None => None,
+            };
+            match self.write_with_message(&state, &events, message).await {
+                Ok(()) => return Ok(ResourceDetails::of_user(&state)),
+                Err(StoreError::Conflict) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(ServiceError::Aborted {
+            user_id: target.id.to_string(),
+        })
+    }
+}
+
+fn answer(details: ResourceDetails, code: Option<NewCode>) -> ContactChange {
+    ContactChange {
+        details,
+        code: code
+            .filter(|c| c.delivery == CodeDelivery::Return)
+            .map(|c| c.code),
+    }
+}
+
+#[async_trait]
+impl ContactService for UseCases {
+    async fn set_contact(
+        &self,
+        caller: &Caller,
+        target: &UserRef,
+        address: Address,
+        verification: Verification,
+    ) -> Result<ContactChange, ServiceError> {
+        // user.write on the user, or the user itself; vouching needs user.write.
+        let freely = self.may_set_password_freely(caller, target).await?;
+        let kind = address.kind();
+        let code = match verification {
+            Verification::Verified if !freely => {
+                return Err(ServiceError::PermissionDenied {
+                    permission: Permission::UserWrite,
+                });
+            }
+            Verification::Verified => None,
+            Verification::Code(delivery) => Some(self.new_code(kind, delivery)?),
+        };
+        let vouched = code.is_none();
+        let commands = |user: &User| -> Result<Vec<Command>, ServiceError> {
+            let current_verified = match (&address, &user.contact.email, &user.contact.phone) {
+                (Address::Email(new), Some(old), _) => old.address == *new && old.verified,
+                (Address::Phone(new), _, Some(old)) => old.number == *new && old.verified,
+                _ => false,
+            };
+            // The same, already proven address stays proven: nothing to do.
+            if current_verified {
+                return Ok(Vec::new());
+            }
+            let patch = match &address {
+                Address::Email(email) => UserPatch {
+                    email: Some(EmailContact {
+                        address: email.clone(),
+                        verified: vouched,
+                    }),
+                    ..UserPatch::default()
+                },
+                Address::Phone(phone) => UserPatch {
+                    phone: Some(PhoneContact {
+                        number: phone.clone(),
+                        verified: vouched,
+                    }),
+                    ..UserPatch::default()
+                },
+            };
+            let mut commands = vec![Command::Patch(patch)];
+            if let Some(code) = &code {
+                commands.push(Command::AddContactCode {
+                    kind,
+                    code_hash: code.hash.clone(),
+                    expires: code.expires,
+                });
+            }
+            Ok(commands)
+        };
+        let details = self
+            .contact_commands(caller, target, commands, code.as_ref().map(|c| (kind, c)))
+            .await?;
+        Ok(answer(details, code))
+    }
+
+    async fn verify_contact(
+        &self,
+        caller: &Caller,
+        target: &UserRef,
+        kind: ContactKind,
+        code: &str,
+    ) -> Result<ResourceDetails, ServiceError> {
+        self.may_set_password_freely(caller, target).await?;
+        let code_hash = hash_code(code);
+        let actor = Some(caller.user_id.clone());
+        for _ in 0..self.write_attempts {
+            let user = self.target_user(target).await?;
+            let now = self.ports.clock.now();
+            let refused = |r| ServiceError::refused(r, target.id.to_string());
+            // An address that is missing or already proven says so, whatever the code.
+            user.decide(&Command::VerifyContact(kind), now)
+                .map_err(refused)?;
+            let (command, outcome) = match user.check_contact_code(kind, &code_hash, now) {
+                Ok(()) => (Command::VerifyContact(kind), Ok(())),
+                Err(CodeRefusal::Invalid) if user.contact_code(kind).is_some() => {
+                    (Command::FailContactCode(kind), Err(CodeRefusal::Invalid))
+                }
+                Err(refusal) => return Err(ServiceError::Code(refusal)),
+            };
+            let Some((next, event)) = user
+                .execute(&command, now, actor.clone())
+                .map_err(refused)?
+            else {
+                return Err(ServiceError::Code(CodeRefusal::Invalid));
+            };
+            match self.ports.users.append(&next, &event).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict) => continue,
+                Err(other) => return Err(other.into()),
+            }
+            return match outcome {
+                Ok(()) => Ok(ResourceDetails::of_user(&next)),
+                Err(refusal) => Err(ServiceError::Code(refusal)),
+            };
+        }
+        Err(ServiceError::Aborted {
+            user_id: target.id.to_string(),
+        })
+    }
+
+    async fn resend_contact_code(
+        &self,
+        caller: &Caller,
+        target: &UserRef,
+        kind: ContactKind,
+        delivery: CodeDelivery,
+    ) -> Result<ContactChange, ServiceError> {
+        self.may_set_password_freely(caller, target).await?;
+        let code = self.new_code(kind, delivery)?;
+        let command = Command::AddContactCode {
+            kind,
+            code_hash: code.hash.clone(),
+            expires: code.expires,
+        };
+        let details = self
+            .contact_commands(
+                caller,
+                target,
+                |_| Ok(vec![command.clone()]),
+                Some((kind, &code)),
+            )
+            .await?;
+        Ok(answer(details, Some(code)))
+    }
+}
