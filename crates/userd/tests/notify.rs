@@ -22,6 +22,8 @@ on_both_backends_blocking!(
     reset_codes_reach_the_user_by_email_and_sms,
     delivery_survives_a_mail_server_down_and_a_restart,
     two_processes_share_one_outbox_and_send_each_message_once,
+    a_new_address_is_proven_with_the_code_sent_to_it,
+    contact_codes_are_single_use_expire_and_die_after_five_wrong_tries,
 );
 
 const TEMPLATE: &str =
@@ -395,4 +397,160 @@ fn two_processes_share_one_outbox_and_send_each_message_once(db: TestDatabase) {
     let here = metric(&w.userd.client, sent).unwrap_or(0.0);
     let there = metric(&peer.client, sent).unwrap_or(0.0);
     assert_eq!(here + there, USERS_COUNT as f64, "{here} + {there}");
+}
+
+/// The 8-character code after `Your code: ` (e-mail) or `code: ` (SMS).
+fn code_in(text: &str) -> String {
+    let start = text
+        .find("code: ")
+        .unwrap_or_else(|| panic!("no code in {text:?}"))
+        + "code: ".len();
+    text[start..start + 8].to_owned()
+}
+
+fn a_new_address_is_proven_with_the_code_sent_to_it(db: TestDatabase) {
+    if !sink_available() {
+        return;
+    }
+    let sink = Sink::start(0, 0);
+    let w = World::with(userd_for(db, sink.smtp, sink.http));
+    user_with_contact(&w, "ada");
+    let email_of = |w: &World| w.userd.user("ada").1["user"]["contact"]["email"].clone();
+
+    // Set by an administrator: unverified, and a code goes to the new address.
+    let (status, body) = w.userd.call(
+        "PUT",
+        &format!("{USERS}/ada/email"),
+        Some(
+            &json!({"email": {"address": "ada@new.example.com",
+                               "sendCode": {"urlTemplate": TEMPLATE}}})
+            .to_string(),
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("verificationCode").is_none());
+    assert_eq!(email_of(&w), json!({"address": "ada@new.example.com"}));
+    let mail = sink.wait_for(to("ada@new.example.com"));
+    assert_eq!(mail["subject"], "Verify your e-mail address");
+    let text = mail["text"].as_str().unwrap();
+    let code = code_in(text);
+    assert!(
+        text.contains(&format!(
+            "https://login.example.com/reset?user=ada&code={code}&org={}",
+            w.home
+        )),
+        "{text}"
+    );
+    let verify = |code: &str| {
+        w.userd.post(
+            &format!("{USERS}/ada/email/_verify"),
+            &json!({"verificationCode": code}),
+        )
+    };
+    let (status, body) = verify(&code.to_lowercase());
+    assert_eq!(status, 200, "case does not matter: {body}");
+    assert_eq!(
+        email_of(&w),
+        json!({"address": "ada@new.example.com", "isVerified": true})
+    );
+    let (status, body) = verify(&code);
+    assert_eq!(
+        (status, support::reason(&body)),
+        (400, "EMAIL_ALREADY_VERIFIED")
+    );
+
+    // The phone by SMS, over the webhook.
+    let (status, body) = w.userd.call(
+        "PUT",
+        &format!("{USERS}/ada/phone"),
+        Some(&json!({"phone": {"number": "+41790000001"}}).to_string()),
+    );
+    assert_eq!(status, 200, "{body}");
+    let sms = sink.wait_for(|v| v["kind"] == "sms" && v["to"] == "+41790000001");
+    let (status, body) = w.userd.post(
+        &format!("{USERS}/ada/phone/_verify"),
+        &json!({"verificationCode": code_in(sms["text"].as_str().unwrap())}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        w.userd.user("ada").1["user"]["contact"]["phone"]["isVerified"],
+        true
+    );
+
+    // Self-service: a user without roles changes its own address, but cannot vouch for it.
+    let token = w.token("ada");
+    let own = |body: Value| w.as_(&token, "PUT", &format!("{USERS}/ada/email"), Some(body));
+    let (status, body) = own(json!({"email": {"address": "me@example.com", "isVerified": true}}));
+    assert_eq!((status, support::reason(&body)), (403, "PERMISSION_DENIED"));
+    let (status, body) = own(json!({"email": {"address": "me@example.com", "returnCode": {}}}));
+    assert_eq!(status, 200, "{body}");
+    let code = body["verificationCode"].as_str().unwrap().to_owned();
+    let (status, body) = w.as_(
+        &token,
+        "POST",
+        &format!("{USERS}/ada/email/_verify"),
+        Some(json!({"verificationCode": code})),
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
+fn contact_codes_are_single_use_expire_and_die_after_five_wrong_tries(db: TestDatabase) {
+    let w = World::with(Userd::start_with(
+        db,
+        &[("USERD__NOTIFY__CODE_TTL_SECS", "1")],
+    ));
+    user_with_contact(&w, "bob");
+    let set = |address: &str| {
+        let (status, body) = w.userd.call(
+            "PUT",
+            &format!("{USERS}/bob/email"),
+            Some(&json!({"email": {"address": address, "returnCode": {}}}).to_string()),
+        );
+        assert_eq!(status, 200, "{body}");
+        body["verificationCode"].as_str().unwrap().to_owned()
+    };
+    let verify = |code: &str| {
+        let (status, body) = w.userd.post(
+            &format!("{USERS}/bob/email/_verify"),
+            &json!({"verificationCode": code}),
+        );
+        (status, support::reason(&body).to_owned())
+    };
+    let invalid = (400, "INVALID_CODE".to_owned());
+    let exhausted = (400, "CODE_EXHAUSTED".to_owned());
+
+    // Without a notifier, sending is refused; returnCode works.
+    let (status, body) = w.userd.call(
+        "PUT",
+        &format!("{USERS}/bob/email"),
+        Some(&json!({"email": {"address": "bob@example.com"}}).to_string()),
+    );
+    assert_eq!(
+        (status, support::reason(&body)),
+        (400, "NOTIFICATIONS_NOT_CONFIGURED")
+    );
+
+    let code = set("bob@one.example.com");
+    for _ in 0..5 {
+        assert_eq!(verify("WRONG234"), invalid);
+    }
+    assert_eq!(verify(&code), exhausted, "void after five wrong tries");
+
+    // A new code voids the old one; a resent one too.
+    let first = set("bob@two.example.com");
+    let (status, body) = w.userd.post(
+        &format!("{USERS}/bob/email/_resend"),
+        &json!({"returnCode": {}}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let resent = body["verificationCode"].as_str().unwrap().to_owned();
+    assert_eq!(verify(&first), invalid);
+
+    // A code dies at its expiry (notify.code_ttl_secs = 1 here): the server computed the
+    // expiry before answering, so waiting past it from the answer is never too early.
+    let asked = Instant::now();
+    let late = set("bob@three.example.com");
+    std::thread::sleep(Duration::from_millis(1500).saturating_sub(asked.elapsed()));
+    assert_eq!(verify(&late), (400, "CODE_EXPIRED".to_owned()));
+    assert_ne!(resent, late);
 }
