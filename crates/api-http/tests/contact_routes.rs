@@ -201,7 +201,11 @@ async fn contradicting_or_missing_fields_are_refused_before_the_use_case() {
             "INVALID_EMAIL",
         ),
         ("email", json!({}), "INVALID_EMAIL"),
-        ("phone", json!({"phone": {"number": "call me maybe"}}), "INVALID_PHONE"),
+        (
+            "phone",
+            json!({"phone": {"number": "call me maybe"}}),
+            "INVALID_PHONE",
+        ),
         ("email/_verify", json!({}), "INVALID_CODE"),
         (
             "phone/_resend",

@@ -3,6 +3,7 @@
 //! into the use cases' types and back; every rule lives in the domain and the use cases.
 
 mod caller;
+mod contact;
 mod convert;
 mod convert_v2;
 mod errors;

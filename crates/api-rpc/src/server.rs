@@ -7,6 +7,7 @@ use std::sync::Arc;
 use connectrpc::{ConnectError, Router};
 use connectrpc_health::{Checker, HealthService, Status};
 use connectrpc_reflection::Reflector;
+use userd_ports::contact::ContactService;
 use userd_ports::login::LoginService;
 use userd_ports::service::UserService;
 
@@ -28,6 +29,7 @@ const DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/userd.fds.b
 pub struct RpcServer {
     pub users: Arc<dyn UserService>,
     pub login: Arc<dyn LoginService>,
+    pub contact: Arc<dyn ContactService>,
     pub metrics: RpcMetrics,
 }
 
@@ -58,10 +60,18 @@ impl Checker for DatabaseHealth {
 
 /// The router of every served service.
 pub fn router(services: &RpcServer) -> Result<Router, ConnectError> {
-    let (users, login) = (&services.users, &services.login);
+    let (users, login, contact) = (&services.users, &services.login, &services.contact);
     let router = Router::new()
-        .add_service(Arc::new(UsersV3alpha::new(users.clone(), login.clone())))
-        .add_service(Arc::new(UsersV2::new(users.clone(), login.clone())))
+        .add_service(Arc::new(UsersV3alpha::new(
+            users.clone(),
+            login.clone(),
+            contact.clone(),
+        )))
+        .add_service(Arc::new(UsersV2::new(
+            users.clone(),
+            login.clone(),
+            contact.clone(),
+        )))
         .add_service(Arc::new(SessionsV2::new(users.clone(), login.clone())))
         .add_service(Arc::new(SettingsV2::new(users.clone(), login.clone())));
     let health = HealthService::new(DatabaseHealth {

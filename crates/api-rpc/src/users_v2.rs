@@ -6,12 +6,15 @@ use buffa::MessageField;
 use connectrpc::{ConnectError, RequestContext, Response, ServiceRequest, ServiceResult};
 use serde_json::{Map, Value};
 use userd_domain::authz::Caller;
+use userd_domain::user::ContactKind;
 use userd_domain::user::{Command, UserPatch};
 use userd_domain::values::OrgId;
 use userd_ports::ServiceError;
+use userd_ports::contact::{ContactChange, ContactService};
 use userd_ports::login::{LoginService, ResetDelivery};
 use userd_ports::service::{IfMatch, ResourceDetails, UserRef, UserService as Users};
 
+use crate::contact::{self, Asked};
 use crate::convert::user_id;
 use crate::convert_v2 as convert;
 use crate::errors::service_error;
@@ -26,11 +29,67 @@ const MERGE_ATTEMPTS: usize = 8;
 pub struct UsersV2 {
     users: Arc<dyn Users>,
     login: Arc<dyn LoginService>,
+    contact: Arc<dyn ContactService>,
 }
 
 impl UsersV2 {
-    pub fn new(users: Arc<dyn Users>, login: Arc<dyn LoginService>) -> Self {
-        UsersV2 { users, login }
+    pub fn new(
+        users: Arc<dyn Users>,
+        login: Arc<dyn LoginService>,
+        contact: Arc<dyn ContactService>,
+    ) -> Self {
+        UsersV2 {
+            users,
+            login,
+            contact,
+        }
+    }
+
+    async fn set_contact(
+        &self,
+        ctx: &RequestContext,
+        user: &str,
+        address: Result<userd_ports::contact::Address, ServiceError>,
+        asked: Option<Asked<'_>>,
+    ) -> Result<ContactChange, ConnectError> {
+        let caller = self.caller(ctx).await?;
+        let target = UserRef::new(user_id(user).map_err(service_error)?);
+        let address = address.map_err(service_error)?;
+        self.contact
+            .set_contact(&caller, &target, address, contact::verification(asked))
+            .await
+            .map_err(service_error)
+    }
+
+    async fn verify_contact(
+        &self,
+        ctx: &RequestContext,
+        user: &str,
+        kind: ContactKind,
+        code: &str,
+    ) -> Result<ResourceDetails, ConnectError> {
+        let caller = self.caller(ctx).await?;
+        let target = UserRef::new(user_id(user).map_err(service_error)?);
+        let code = contact::code(code).map_err(service_error)?;
+        self.contact
+            .verify_contact(&caller, &target, kind, code)
+            .await
+            .map_err(service_error)
+    }
+
+    async fn resend_code(
+        &self,
+        ctx: &RequestContext,
+        user: &str,
+        kind: ContactKind,
+        asked: Option<Asked<'_>>,
+    ) -> Result<ContactChange, ConnectError> {
+        let caller = self.caller(ctx).await?;
+        let target = UserRef::new(user_id(user).map_err(service_error)?);
+        self.contact
+            .resend_contact_code(&caller, &target, kind, contact::delivery(asked))
+            .await
+            .map_err(service_error)
     }
 
     async fn caller(&self, ctx: &RequestContext) -> Result<Caller, ConnectError> {
@@ -415,6 +474,134 @@ impl UserService for UsersV2 {
         Response::ok(PasswordResetResponse {
             details: details(&reset.details),
             verification_code: reset.code,
+            ..Default::default()
+        })
+    }
+
+    async fn set_email(
+        &self,
+        ctx: RequestContext,
+        request: ServiceRequest<'_, SetEmailRequest>,
+    ) -> ServiceResult<SetEmailResponse> {
+        use __buffa::oneof::set_email_request::Verification as V;
+        let request = request.to_owned_message();
+        let asked = request.verification.as_ref().map(|v| match v {
+            V::SendCode(send) => Asked::Send(send.url_template.as_deref()),
+            V::ReturnCode(_) => Asked::Return,
+            V::IsVerified(verified) => Asked::IsVerified(*verified),
+        });
+        let address = contact::email("email", &request.email);
+        let change = self
+            .set_contact(&ctx, &request.user_id, address, asked)
+            .await?;
+        Response::ok(SetEmailResponse {
+            details: details(&change.details),
+            verification_code: change.code,
+            ..Default::default()
+        })
+    }
+
+    async fn resend_email_code(
+        &self,
+        ctx: RequestContext,
+        request: ServiceRequest<'_, ResendEmailCodeRequest>,
+    ) -> ServiceResult<ResendEmailCodeResponse> {
+        use __buffa::oneof::resend_email_code_request::Verification as V;
+        let request = request.to_owned_message();
+        let asked = request.verification.as_ref().map(|v| match v {
+            V::SendCode(send) => Asked::Send(send.url_template.as_deref()),
+            V::ReturnCode(_) => Asked::Return,
+        });
+        let change = self
+            .resend_code(&ctx, &request.user_id, ContactKind::Email, asked)
+            .await?;
+        Response::ok(ResendEmailCodeResponse {
+            details: details(&change.details),
+            verification_code: change.code,
+            ..Default::default()
+        })
+    }
+
+    async fn verify_email(
+        &self,
+        ctx: RequestContext,
+        request: ServiceRequest<'_, VerifyEmailRequest>,
+    ) -> ServiceResult<VerifyEmailResponse> {
+        let request = request.to_owned_message();
+        let verified = self
+            .verify_contact(
+                &ctx,
+                &request.user_id,
+                ContactKind::Email,
+                &request.verification_code,
+            )
+            .await?;
+        Response::ok(VerifyEmailResponse {
+            details: details(&verified),
+            ..Default::default()
+        })
+    }
+
+    async fn set_phone(
+        &self,
+        ctx: RequestContext,
+        request: ServiceRequest<'_, SetPhoneRequest>,
+    ) -> ServiceResult<SetPhoneResponse> {
+        use __buffa::oneof::set_phone_request::Verification as V;
+        let request = request.to_owned_message();
+        let asked = request.verification.as_ref().map(|v| match v {
+            V::SendCode(_) => Asked::Send(None),
+            V::ReturnCode(_) => Asked::Return,
+            V::IsVerified(verified) => Asked::IsVerified(*verified),
+        });
+        let address = contact::phone("phone", &request.phone);
+        let change = self
+            .set_contact(&ctx, &request.user_id, address, asked)
+            .await?;
+        Response::ok(SetPhoneResponse {
+            details: details(&change.details),
+            verification_code: change.code,
+            ..Default::default()
+        })
+    }
+
+    async fn resend_phone_code(
+        &self,
+        ctx: RequestContext,
+        request: ServiceRequest<'_, ResendPhoneCodeRequest>,
+    ) -> ServiceResult<ResendPhoneCodeResponse> {
+        use __buffa::oneof::resend_phone_code_request::Verification as V;
+        let request = request.to_owned_message();
+        let asked = request.verification.as_ref().map(|v| match v {
+            V::SendCode(_) => Asked::Send(None),
+            V::ReturnCode(_) => Asked::Return,
+        });
+        let change = self
+            .resend_code(&ctx, &request.user_id, ContactKind::Phone, asked)
+            .await?;
+        Response::ok(ResendPhoneCodeResponse {
+            details: details(&change.details),
+            verification_code: change.code,
+            ..Default::default()
+        })
+    }
+
+    async fn verify_phone(
+        &self,
+        ctx: RequestContext,
+        request: ServiceRequest<'_, VerifyPhoneRequest>,
+    ) -> ServiceResult<VerifyPhoneResponse> {
+        let request = request.to_owned_message();
+        let verified = self
+            .verify_contact(
+                &ctx,
+                &request.user_id,
+                ContactKind::Phone,
+                &request.verification_code,
+            )
+            .await?;
+        Response::ok(VerifyPhoneResponse {
+            details: details(&verified),
             ..Default::default()
         })
     }

@@ -6,9 +6,12 @@ use buffa::MessageField;
 use connectrpc::{ConnectError, RequestContext, Response, ServiceRequest, ServiceResult};
 use userd_domain::authz::Caller;
 use userd_domain::user::Command;
+use userd_domain::user::ContactKind;
+use userd_ports::contact::ContactService;
 use userd_ports::login::{LoginService, ResetDelivery};
 use userd_ports::service::{ResourceDetails, UserRef, UserService};
 
+use crate::contact::{self, Asked};
 use crate::convert;
 use crate::errors::service_error;
 use crate::proto::zitadel::object::v3alpha::Organization;
@@ -19,11 +22,20 @@ use crate::proto::zitadel::resources::user::v3alpha::*;
 pub struct UsersV3alpha {
     users: Arc<dyn UserService>,
     login: Arc<dyn LoginService>,
+    contact: Arc<dyn ContactService>,
 }
 
 impl UsersV3alpha {
-    pub fn new(users: Arc<dyn UserService>, login: Arc<dyn LoginService>) -> Self {
-        UsersV3alpha { users, login }
+    pub fn new(
+        users: Arc<dyn UserService>,
+        login: Arc<dyn LoginService>,
+        contact: Arc<dyn ContactService>,
+    ) -> Self {
+        UsersV3alpha {
+            users,
+            login,
+            contact,
+        }
     }
 
     async fn caller(&self, ctx: &RequestContext) -> Result<Caller, ConnectError> {
@@ -36,6 +48,39 @@ impl UsersV3alpha {
             expected_org: convert::organization(organization).map_err(service_error)?,
             if_match: None,
         })
+    }
+
+    async fn verify(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        organization: Option<&Organization>,
+        kind: ContactKind,
+        code: &str,
+    ) -> Result<ResourceDetails, ConnectError> {
+        let caller = self.caller(ctx).await?;
+        let target = Self::target(id, organization)?;
+        let code = contact::code(code).map_err(service_error)?;
+        self.contact
+            .verify_contact(&caller, &target, kind, code)
+            .await
+            .map_err(service_error)
+    }
+
+    async fn resend(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        organization: Option<&Organization>,
+        kind: ContactKind,
+        asked: Option<Asked<'_>>,
+    ) -> Result<userd_ports::contact::ContactChange, ConnectError> {
+        let caller = self.caller(ctx).await?;
+        let target = Self::target(id, organization)?;
+        self.contact
+            .resend_contact_code(&caller, &target, kind, contact::delivery(asked))
+            .await
+            .map_err(service_error)
     }
 
     async fn run(
@@ -257,6 +302,158 @@ impl ZitadelUsers for UsersV3alpha {
             .map_err(service_error)?;
         Response::ok(RemovePasswordResponse {
             details: details(&changed),
+            ..Default::default()
+        })
+    }
+
+    async fn set_contact_email(
+        &self,
+        ctx: RequestContext,
+        request: ServiceRequest<'_, SetContactEmailRequest>,
+    ) -> ServiceResult<SetContactEmailResponse> {
+        use __buffa::oneof::set_email::Verification as V;
+        let request = request.to_owned_message();
+        let caller = self.caller(&ctx).await?;
+        let target = Self::target(&request.id, request.organization.as_option())?;
+        let email = request.email.as_option().cloned().unwrap_or_default();
+        let address = contact::email("email.address", &email.address).map_err(service_error)?;
+        let asked = email.verification.as_ref().map(|v| match v {
+            V::SendCode(send) => Asked::Send(send.url_template.as_deref()),
+            V::ReturnCode(_) => Asked::Return,
+            V::IsVerified(verified) => Asked::IsVerified(*verified),
+        });
+        let change = self
+            .contact
+            .set_contact(&caller, &target, address, contact::verification(asked))
+            .await
+            .map_err(service_error)?;
+        Response::ok(SetContactEmailResponse {
+            details: details(&change.details),
+            verification_code: change.code,
+            ..Default::default()
+        })
+    }
+
+    async fn verify_contact_email(
+        &self,
+        ctx: RequestContext,
+        request: ServiceRequest<'_, VerifyContactEmailRequest>,
+    ) -> ServiceResult<VerifyContactEmailResponse> {
+        let request = request.to_owned_message();
+        let verified = self
+            .verify(
+                &ctx,
+                &request.id,
+                request.organization.as_option(),
+                ContactKind::Email,
+                &request.verification_code,
+            )
+            .await?;
+        Response::ok(VerifyContactEmailResponse {
+            details: details(&verified),
+            ..Default::default()
+        })
+    }
+
+    async fn resend_contact_email_code(
+        &self,
+        ctx: RequestContext,
+        request: ServiceRequest<'_, ResendContactEmailCodeRequest>,
+    ) -> ServiceResult<ResendContactEmailCodeResponse> {
+        use __buffa::oneof::resend_contact_email_code_request::Verification as V;
+        let request = request.to_owned_message();
+        let asked = request.verification.as_ref().map(|v| match v {
+            V::SendCode(send) => Asked::Send(send.url_template.as_deref()),
+            V::ReturnCode(_) => Asked::Return,
+        });
+        let change = self
+            .resend(
+                &ctx,
+                &request.id,
+                request.organization.as_option(),
+                ContactKind::Email,
+                asked,
+            )
+            .await?;
+        Response::ok(ResendContactEmailCodeResponse {
+            details: details(&change.details),
+            verification_code: change.code,
+            ..Default::default()
+        })
+    }
+
+    async fn set_contact_phone(
+        &self,
+        ctx: RequestContext,
+        request: ServiceRequest<'_, SetContactPhoneRequest>,
+    ) -> ServiceResult<SetContactPhoneResponse> {
+        use __buffa::oneof::set_phone::Verification as V;
+        let request = request.to_owned_message();
+        let caller = self.caller(&ctx).await?;
+        let target = Self::target(&request.id, request.organization.as_option())?;
+        let phone = request.phone.as_option().cloned().unwrap_or_default();
+        let address = contact::phone("phone.number", &phone.number).map_err(service_error)?;
+        let asked = phone.verification.as_ref().map(|v| match v {
+            V::SendCode(_) => Asked::Send(None),
+            V::ReturnCode(_) => Asked::Return,
+            V::IsVerified(verified) => Asked::IsVerified(*verified),
+        });
+        let change = self
+            .contact
+            .set_contact(&caller, &target, address, contact::verification(asked))
+            .await
+            .map_err(service_error)?;
+        Response::ok(SetContactPhoneResponse {
+            details: details(&change.details),
+            verification_code: change.code,
+            ..Default::default()
+        })
+    }
+
+    async fn verify_contact_phone(
+        &self,
+        ctx: RequestContext,
+        request: ServiceRequest<'_, VerifyContactPhoneRequest>,
+    ) -> ServiceResult<VerifyContactPhoneResponse> {
+        let request = request.to_owned_message();
+        let verified = self
+            .verify(
+                &ctx,
+                &request.id,
+                request.organization.as_option(),
+                ContactKind::Phone,
+                &request.verification_code,
+            )
+            .await?;
+        Response::ok(VerifyContactPhoneResponse {
+            details: details(&verified),
+            ..Default::default()
+        })
+    }
+
+    async fn resend_contact_phone_code(
+        &self,
+        ctx: RequestContext,
+        request: ServiceRequest<'_, ResendContactPhoneCodeRequest>,
+    ) -> ServiceResult<ResendContactPhoneCodeResponse> {
+        use __buffa::oneof::resend_contact_phone_code_request::Verification as V;
+        let request = request.to_owned_message();
+        let asked = request.verification.as_ref().map(|v| match v {
+            V::SendCode(_) => Asked::Send(None),
+            V::ReturnCode(_) => Asked::Return,
+        });
+        let change = self
+            .resend(
+                &ctx,
+                &request.id,
+                request.organization.as_option(),
+                ContactKind::Phone,
+                asked,
+            )
+            .await?;
+        Response::ok(ResendContactPhoneCodeResponse {
+            details: details(&change.details),
+            verification_code: change.code,
             ..Default::default()
         })
     }

@@ -334,6 +334,7 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
         userd_api_rpc::RpcServer {
             users: users.clone(),
             login: login.clone(),
+            contact: contact.clone(),
             metrics: rpc_metrics,
         },
         rpc_stopping,
@@ -350,7 +351,7 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
     let rpc_stop = Arc::new(rpc_stop);
     let services = Services {
         request_timeout: Duration::from_millis(settings.server.request_timeout_ms),
-        ..Services::new(users, admin, login, contact.clone(), metrics)
+        ..Services::new(users, admin, login, contact, metrics)
     };
 
     let server = &settings.server;

@@ -27,6 +27,7 @@ on_both_backends_blocking!(
     v2_users_start_with_a_password_or_an_imported_hash,
     lockout_over_grpc_unlock_over_connect_read_over_rest,
     the_authorization_order_holds_for_login_rpcs,
+    contact_rpcs_through_each_protocol,
 );
 
 const RIGHT: &str = "Correct-Horse-7";
@@ -731,4 +732,193 @@ fn the_authorization_order_holds_for_login_rpcs(db: TestDatabase) {
         ),
     );
     assert_eq!(status, 201, "{body}");
+}
+
+fn contact_rpcs_through_each_protocol(db: TestDatabase) {
+    use v3::__buffa::oneof::set_email::Verification as EmailVerification;
+    let w = World::new(db);
+    let base = w.userd.rpc_base();
+    let admin = w.userd.token.clone();
+    runtime().block_on(async {
+        for (door, protocol, json) in DOORS {
+            let admin = clients(&base, Some(&admin), protocol, json);
+            let id = format!("{door}-contact");
+            admin
+                .v3
+                .create_user(v3::CreateUserRequest {
+                    organization: home(&w),
+                    user: MessageField::some(v3::CreateUser {
+                        user_id: Some(id.clone()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let contact_of = |user: v3::GetUserResponse| user.user.contact.clone();
+            let get = || v3::GetUserRequest {
+                id: id.clone(),
+                ..Default::default()
+            };
+
+            // v3alpha: a code returned to the caller proves the address.
+            let set = admin
+                .v3
+                .set_contact_email(v3::SetContactEmailRequest {
+                    id: id.clone(),
+                    email: MessageField::some(v3::SetEmail {
+                        address: format!("{id}@example.com"),
+                        verification: Some(EmailVerification::ReturnCode(Box::default())),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_owned();
+            let code = set.verification_code.expect("returnCode returns the code");
+            let contact = contact_of(admin.v3.get_user(get()).await.unwrap().into_owned());
+            assert!(!contact.email.is_verified, "{door}");
+            let wrong = admin
+                .v3
+                .verify_contact_email(v3::VerifyContactEmailRequest {
+                    id: id.clone(),
+                    verification_code: "WRONG234".into(),
+                    ..Default::default()
+                })
+                .await;
+            assert_eq!(
+                failure(wrong),
+                (ErrorCode::InvalidArgument, "INVALID_CODE".to_owned()),
+                "{door}"
+            );
+            admin
+                .v3
+                .verify_contact_email(v3::VerifyContactEmailRequest {
+                    id: id.clone(),
+                    verification_code: code,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let contact = contact_of(admin.v3.get_user(get()).await.unwrap().into_owned());
+            assert!(contact.email.is_verified, "{door}");
+
+            // Sending needs a notifier, which this userd has not.
+            let send = admin
+                .v3
+                .set_contact_phone(v3::SetContactPhoneRequest {
+                    id: id.clone(),
+                    phone: MessageField::some(v3::SetPhone {
+                        number: "+41790000002".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .await;
+            assert_eq!(
+                failure(send),
+                (
+                    ErrorCode::FailedPrecondition,
+                    "NOTIFICATIONS_NOT_CONFIGURED".to_owned()
+                ),
+                "{door}"
+            );
+
+            // v2: set a phone, resend its code (the first one is void), verify.
+            let set = admin
+                .v2
+                .set_phone(v2::SetPhoneRequest {
+                    user_id: id.clone(),
+                    phone: "+41790000003".into(),
+                    verification: Some(
+                        v2::__buffa::oneof::set_phone_request::Verification::ReturnCode(
+                            Box::default(),
+                        ),
+                    ),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_owned();
+            let first = set.verification_code.unwrap();
+            let resent = admin
+                .v2
+                .resend_phone_code(v2::ResendPhoneCodeRequest {
+                    user_id: id.clone(),
+                    verification: Some(
+                        v2::__buffa::oneof::resend_phone_code_request::Verification::ReturnCode(
+                            Box::default(),
+                        ),
+                    ),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_owned();
+            let verify_phone = |code: String| v2::VerifyPhoneRequest {
+                user_id: id.clone(),
+                verification_code: code,
+                ..Default::default()
+            };
+            let void = admin.v2.verify_phone(verify_phone(first)).await;
+            assert_eq!(failure(void).1, "INVALID_CODE", "{door}");
+            admin
+                .v2
+                .verify_phone(verify_phone(resent.verification_code.unwrap()))
+                .await
+                .unwrap();
+            let contact = contact_of(admin.v3.get_user(get()).await.unwrap().into_owned());
+            assert_eq!(contact.phone.number, "+41790000003");
+            assert!(contact.phone.is_verified, "{door}");
+
+            // v2: an administrator vouches for a new address; resending then is refused.
+            admin
+                .v2
+                .set_email(v2::SetEmailRequest {
+                    user_id: id.clone(),
+                    email: format!("{id}@vouched.example.com"),
+                    verification: Some(
+                        v2::__buffa::oneof::set_email_request::Verification::IsVerified(true),
+                    ),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let resend = admin
+                .v2
+                .resend_email_code(v2::ResendEmailCodeRequest {
+                    user_id: id.clone(),
+                    verification: Some(
+                        v2::__buffa::oneof::resend_email_code_request::Verification::ReturnCode(
+                            Box::default(),
+                        ),
+                    ),
+                    ..Default::default()
+                })
+                .await;
+            assert_eq!(
+                failure(resend),
+                (
+                    ErrorCode::FailedPrecondition,
+                    "EMAIL_ALREADY_VERIFIED".to_owned()
+                ),
+                "{door}"
+            );
+            let verify = admin
+                .v2
+                .verify_email(v2::VerifyEmailRequest {
+                    user_id: id.clone(),
+                    ..Default::default()
+                })
+                .await;
+            assert_eq!(failure(verify).1, "INVALID_CODE", "{door}: an empty code");
+        }
+    });
+    // Read over REST what RPC set.
+    let (_, user) = w.userd.user("grpc-contact");
+    assert_eq!(
+        user["user"]["contact"]["email"],
+        json!({"address": "grpc-contact@vouched.example.com", "isVerified": true})
+    );
 }
