@@ -31,7 +31,7 @@ fn invalid(reason: &'static str, field: &str, message: &str) -> ServiceError {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct SendCode {
     /// A link for the message, with `{{.UserID}}`, `{{.Code}}`, `{{.OrgID}}`.
-    url_template: Option<String>,
+    pub(crate) url_template: Option<String>,
 }
 
 /// At most one of `sendCode` (the default), `returnCode` and `isVerified: true`.

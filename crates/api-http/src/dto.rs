@@ -8,8 +8,9 @@ use userd_domain::authz::Role;
 use userd_domain::user::{Contact, EmailContact, PhoneContact, User, UserPatch};
 use userd_domain::values::{Email, Phone, SchemaId, UserData, UserId, Username};
 use userd_ports::ServiceError;
+use userd_ports::contact::CodeDelivery;
 use userd_ports::repository::TokenRecord;
-use userd_ports::service::{NewUser, NewUsername, ResourceDetails};
+use userd_ports::service::{CodeRequests, NewUser, NewUsername, ResourceDetails, WrittenUser};
 use utoipa::ToSchema;
 
 // --- requests ----------------------------------------------------------------------
@@ -53,6 +54,11 @@ pub(crate) struct EmailInput {
     #[schema(format = Email, max_length = 200)]
     address: Option<String>,
     is_verified: Option<bool>,
+    /// userd sends a code to the address (needs a configured notifier).
+    send_code: Option<crate::contact::SendCode>,
+    /// `{}`: the code comes back in the answer as `emailCode`.
+    #[schema(value_type = Option<Object>)]
+    return_code: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -61,6 +67,11 @@ pub(crate) struct PhoneInput {
     #[schema(value_type = Option<crate::openapi::PhoneNumber>)]
     number: Option<String>,
     is_verified: Option<bool>,
+    /// userd sends a code by SMS (needs a configured notifier).
+    send_code: Option<crate::contact::SendCode>,
+    /// `{}`: the code comes back in the answer as `phoneCode`.
+    #[schema(value_type = Option<Object>)]
+    return_code: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -81,6 +92,58 @@ pub(crate) struct UsernameInput {
 /// whose fields are ignored.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub(crate) struct EmptyRequest {}
+
+/// The code an address asks for: `sendCode`, `returnCode` or none, never with
+/// `isVerified: true`.
+fn code_request(
+    field: &str,
+    send_code: &mut Option<crate::contact::SendCode>,
+    return_code: &mut Option<Value>,
+    is_verified: Option<bool>,
+) -> Result<Option<CodeDelivery>, ServiceError> {
+    let refuse = |message: &str| ServiceError::InvalidArgument {
+        reason: "INVALID_ARGUMENT",
+        message: format!("{field}: {message}"),
+        field: Some(field.to_owned()),
+    };
+    match (send_code.take(), return_code.take()) {
+        (Some(_), Some(_)) => Err(refuse("give sendCode or returnCode, not both")),
+        (Some(_), None) | (None, Some(_)) if is_verified == Some(true) => {
+            Err(refuse("a verified address needs no code"))
+        }
+        (Some(send), None) => Ok(Some(CodeDelivery::Send {
+            url_template: send.url_template,
+        })),
+        (None, Some(_)) => Ok(Some(CodeDelivery::Return)),
+        (None, None) => Ok(None),
+    }
+}
+
+impl ContactInput {
+    /// The codes the addresses ask for; takes them out of the input.
+    fn code_requests(&mut self) -> Result<CodeRequests, ServiceError> {
+        Ok(CodeRequests {
+            email: match &mut self.email {
+                Some(e) => code_request(
+                    "contact.email",
+                    &mut e.send_code,
+                    &mut e.return_code,
+                    e.is_verified,
+                )?,
+                None => None,
+            },
+            phone: match &mut self.phone {
+                Some(p) => code_request(
+                    "contact.phone",
+                    &mut p.send_code,
+                    &mut p.return_code,
+                    p.is_verified,
+                )?,
+                None => None,
+            },
+        })
+    }
+}
 
 fn email_of(input: EmailInput) -> Result<EmailContact, ServiceError> {
     const FIELD: &str = "contact.email.address";
@@ -110,7 +173,8 @@ fn schema_of(id: String) -> Result<SchemaId, ServiceError> {
 
 impl CreateUserRequest {
     pub(crate) fn into_new_user(self) -> Result<NewUser, ServiceError> {
-        let contact = self.contact.unwrap_or_default();
+        let mut contact = self.contact.unwrap_or_default();
+        let codes = contact.code_requests()?;
         let authenticators = self.authenticators.unwrap_or_default();
         let password = authenticators
             .password
@@ -144,19 +208,22 @@ impl CreateUserRequest {
             },
             usernames,
             password,
+            codes,
         })
     }
 }
 
 impl PatchUserRequest {
-    pub(crate) fn into_patch(self) -> Result<UserPatch, ServiceError> {
-        let contact = self.contact.unwrap_or_default();
-        Ok(UserPatch {
+    pub(crate) fn into_patch(self) -> Result<(UserPatch, CodeRequests), ServiceError> {
+        let mut contact = self.contact.unwrap_or_default();
+        let codes = contact.code_requests()?;
+        let patch = UserPatch {
             schema_id: self.schema_id.map(schema_of).transpose()?,
             data: self.data.map(data_of).transpose()?,
             email: contact.email.map(email_of).transpose()?,
             phone: contact.phone.map(phone_of).transpose()?,
-        })
+        };
+        Ok((patch, codes))
     }
 }
 
@@ -207,6 +274,27 @@ impl From<&ResourceDetails> for DetailsResponse {
     fn from(details: &ResourceDetails) -> Self {
         DetailsResponse {
             details: details.into(),
+        }
+    }
+}
+
+/// A user created or changed: its details, and the codes asked for with `returnCode`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WrittenUserResponse {
+    details: DetailsOut,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phone_code: Option<String>,
+}
+
+impl From<&WrittenUser> for WrittenUserResponse {
+    fn from(written: &WrittenUser) -> Self {
+        WrittenUserResponse {
+            details: (&written.details).into(),
+            email_code: written.email_code.clone(),
+            phone_code: written.phone_code.clone(),
         }
     }
 }

@@ -105,6 +105,13 @@ pub(crate) fn details(
     response.json(DetailsResponse::from(details))
 }
 
+/// A user created or changed, with its version and any codes asked for.
+fn written(status: StatusCode, written: &userd_ports::service::WrittenUser) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header(etag(written.details.sequence))
+        .json(crate::dto::WrittenUserResponse::from(written))
+}
+
 // --- handlers ----------------------------------------------------------------------
 
 #[utoipa::path(
@@ -153,7 +160,7 @@ pub(crate) async fn readyz(service: Service) -> Answer {
         (
             status = 201,
             description = "Created",
-            body = DetailsResponse,
+            body = crate::dto::WrittenUserResponse,
             headers(("ETag" = String, description = "The version of the user (its event sequence), quoted")),
         ),
         crate::openapi::CreateErrors,
@@ -166,7 +173,7 @@ pub(crate) async fn create_user(req: HttpRequest, payload: Payload, service: Ser
     let body = read_body(&req, payload).await?;
     let new_user = parse_json::<CreateUserRequest>(&body)?.into_new_user()?;
     let created = service.create_user(&caller, org, new_user).await?;
-    Ok(details(StatusCode::CREATED, &created))
+    Ok(written(StatusCode::CREATED, &created))
 }
 
 #[utoipa::path(
@@ -261,7 +268,7 @@ pub(crate) async fn get_user(req: HttpRequest, id: web::Path<String>, service: S
         (
             status = 200,
             description = "Changed, or nothing to change",
-            body = DetailsResponse,
+            body = crate::dto::WrittenUserResponse,
             headers(("ETag" = String, description = "The version of the user (its event sequence), quoted")),
         ),
         crate::openapi::WriteErrors,
@@ -277,11 +284,9 @@ pub(crate) async fn patch_user(
     let caller = authenticate(&req, &service).await?;
     let target = user_ref(&req, id.into_inner())?;
     let body = read_body(&req, payload).await?;
-    let patch = parse_json::<PatchUserRequest>(&body)?.into_patch()?;
-    let changed = service
-        .execute(&caller, &target, Command::Patch(patch))
-        .await?;
-    Ok(details(StatusCode::OK, &changed))
+    let (patch, codes) = parse_json::<PatchUserRequest>(&body)?.into_patch()?;
+    let changed = service.patch_user(&caller, &target, patch, codes).await?;
+    Ok(written(StatusCode::OK, &changed))
 }
 
 #[utoipa::path(

@@ -364,6 +364,7 @@ impl Modify for BearerScheme {
         crate::login::ComplexitySettingsOut, crate::login::SetComplexitySettingsRequest,
         crate::dto::PasswordOut, crate::login::ResetPasswordRequest, crate::login::SendEmail,
         crate::login::ResetPasswordResponse,
+        crate::dto::WrittenUserResponse,
         crate::contact::SetEmailRequest, crate::contact::SetEmailInput, crate::contact::SetPhoneRequest,
         crate::contact::SetPhoneInput, crate::contact::VerificationInput, crate::contact::SendCode,
         crate::contact::VerifyRequest, crate::contact::ResendRequest, crate::contact::ContactChangeResponse,

@@ -45,7 +45,16 @@ impl UserService for Slow {
         _: &Caller,
         _: Option<OrgId>,
         _: NewUser,
-    ) -> Result<ResourceDetails, ServiceError> {
+    ) -> Result<userd_ports::service::WrittenUser, ServiceError> {
+        Err(ServiceError::Unauthenticated)
+    }
+    async fn patch_user(
+        &self,
+        _: &Caller,
+        _: &UserRef,
+        _: userd_domain::user::UserPatch,
+        _: userd_ports::service::CodeRequests,
+    ) -> Result<userd_ports::service::WrittenUser, ServiceError> {
         Err(ServiceError::Unauthenticated)
     }
     async fn get_user(&self, _: &Caller, target: &UserRef) -> Result<User, ServiceError> {

@@ -219,7 +219,7 @@ async fn create_answers_201_and_passes_validated_values() {
                 && !user.usernames[1].organization_specific
         })
         .times(1)
-        .returning(|_, _, _| Ok(details()));
+        .returning(|_, _, _| Ok(userd_ports::service::WrittenUser::without_codes(details())));
     let request = authorized(
         Method::POST,
         "/resources/v3alpha/users?organization.orgId=acme",
@@ -318,21 +318,19 @@ async fn get_answers_the_user_shape_with_empty_fields_omitted() {
 #[actix_web::test]
 async fn patch_passes_only_present_fields() {
     let mut mock = service();
-    mock.expect_execute()
-        .withf(|_, _, command| match command {
-            Command::Patch(patch) => {
-                patch.schema_id.is_none()
-                    && patch.data.as_ref().is_some_and(|d| d.as_map()["a"] == 1)
-                    && patch.email.is_none()
-                    && patch
-                        .phone
-                        .as_ref()
-                        .is_some_and(|p| p.number.as_str() == "123")
-            }
-            _ => false,
+    mock.expect_patch_user()
+        .withf(|_, _, patch, codes| {
+            patch.schema_id.is_none()
+                && patch.data.as_ref().is_some_and(|d| d.as_map()["a"] == 1)
+                && patch.email.is_none()
+                && patch
+                    .phone
+                    .as_ref()
+                    .is_some_and(|p| p.number.as_str() == "123")
+                && codes.is_empty()
         })
         .times(1)
-        .returning(|_, _, _| Ok(details()));
+        .returning(|_, _, _, _| Ok(userd_ports::service::WrittenUser::without_codes(details())));
     let request = authorized(Method::PATCH, USER)
         .set_json(json!({"data": {"a": 1}, "contact": {"phone": {"number": "123"}}}));
     let (status, _, body) = call(mock, request).await;

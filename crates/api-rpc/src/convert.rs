@@ -11,7 +11,7 @@ use userd_domain::values::{Email, OrgId, Phone, SchemaId, UserData, UserId, User
 use userd_ports::ServiceError;
 use userd_ports::login::SetPassword;
 use userd_ports::search::{Filter, SearchRequest, SortColumn, TextMatch, TextMethod};
-use userd_ports::service::{NewUser, NewUsername, ResourceDetails};
+use userd_ports::service::{CodeRequests, NewUser, NewUsername, ResourceDetails};
 
 use crate::passwords::{self, Given, Proof};
 use crate::proto::zitadel::object::v3alpha as object;
@@ -128,7 +128,33 @@ pub(crate) fn new_user(user: &v3::CreateUser) -> Result<NewUser, ServiceError> {
             .and_then(|a| a.password.as_option())
             .map(|p| set_password("authenticators.password", p))
             .transpose()?,
+        codes: codes(contact),
     })
+}
+
+/// The codes a v3alpha contact asks for (`send_code`, `return_code`).
+pub(crate) fn codes(contact: Option<&v3::SetContact>) -> CodeRequests {
+    use userd_ports::contact::CodeDelivery;
+    CodeRequests {
+        email: contact
+            .and_then(|c| c.email.as_option())
+            .and_then(|e| match &e.verification {
+                Some(EmailVerification::SendCode(send)) => Some(CodeDelivery::Send {
+                    url_template: send.url_template.clone(),
+                }),
+                Some(EmailVerification::ReturnCode(_)) => Some(CodeDelivery::Return),
+                _ => None,
+            }),
+        phone: contact
+            .and_then(|c| c.phone.as_option())
+            .and_then(|p| match &p.verification {
+                Some(PhoneVerification::SendCode(_)) => {
+                    Some(CodeDelivery::Send { url_template: None })
+                }
+                Some(PhoneVerification::ReturnCode(_)) => Some(CodeDelivery::Return),
+                _ => None,
+            }),
+    }
 }
 
 /// ZITADEL's v3alpha `SetPassword`; `field` is where the client put it.

@@ -8,7 +8,7 @@ use userd_domain::user::{Contact, EmailContact, PhoneContact, User, UserState};
 use userd_domain::values::{Email, OrgId, Phone, UserData, UserId, Username};
 use userd_ports::ServiceError;
 use userd_ports::search::{Filter, SearchRequest, SortColumn, TextMatch, TextMethod};
-use userd_ports::service::{NewUser, NewUsername, ResourceDetails};
+use userd_ports::service::{CodeRequests, NewUser, NewUsername, ResourceDetails};
 
 use userd_ports::login::SetPassword;
 
@@ -114,6 +114,32 @@ pub(crate) fn email(email: &v2::SetHumanEmail) -> Result<EmailContact, ServiceEr
     })
 }
 
+/// The codes a v2 e-mail and phone ask for (`send_code`, `return_code`).
+pub(crate) fn codes(
+    email: Option<&v2::SetHumanEmail>,
+    phone: Option<&v2::SetHumanPhone>,
+) -> CodeRequests {
+    use userd_ports::contact::CodeDelivery;
+    CodeRequests {
+        email: email.and_then(|e| match &e.verification {
+            Some(EmailVerification::SendCode(send)) => Some(CodeDelivery::Send {
+                url_template: send.url_template.clone(),
+            }),
+            Some(EmailVerification::ReturnCode(_)) => Some(CodeDelivery::Return),
+            _ => None,
+        }),
+        phone: phone
+            .filter(|p| !p.phone.is_empty())
+            .and_then(|p| match &p.verification {
+                Some(PhoneVerification::SendCode(_)) => {
+                    Some(CodeDelivery::Send { url_template: None })
+                }
+                Some(PhoneVerification::ReturnCode(_)) => Some(CodeDelivery::Return),
+                _ => None,
+            }),
+    }
+}
+
 /// A phone, or none when the number is empty (v2 clears a phone that way).
 pub(crate) fn phone(phone: &v2::SetHumanPhone) -> Result<Option<PhoneContact>, ServiceError> {
     if phone.phone.is_empty() {
@@ -191,6 +217,7 @@ pub(crate) fn new_human(human: &Human<'_>) -> Result<NewUser, ServiceError> {
             organization_specific: false,
         }],
         password: human.password.as_ref().map(Password::request).transpose()?,
+        codes: codes(human.email, human.phone),
     })
 }
 

@@ -12,7 +12,7 @@ use userd_domain::values::OrgId;
 use userd_ports::ServiceError;
 use userd_ports::contact::{ContactChange, ContactService};
 use userd_ports::login::{LoginService, ResetDelivery};
-use userd_ports::service::{IfMatch, ResourceDetails, UserRef, UserService as Users};
+use userd_ports::service::{IfMatch, ResourceDetails, UserRef, UserService as Users, WrittenUser};
 
 use crate::contact::{self, Asked};
 use crate::convert::user_id;
@@ -118,7 +118,7 @@ impl UsersV2 {
         &self,
         caller: &Caller,
         change: &Update<'_>,
-    ) -> Result<ResourceDetails, ServiceError> {
+    ) -> Result<WrittenUser, ServiceError> {
         let id = user_id(change.user_id)?;
         for _ in 0..MERGE_ATTEMPTS {
             let user = self
@@ -153,11 +153,8 @@ impl UsersV2 {
                 if_match: Some(IfMatch::Versions(vec![user.sequence])),
                 ..UserRef::new(id.clone())
             };
-            match self
-                .users
-                .execute(caller, &target, Command::Patch(patch))
-                .await
-            {
+            let codes = convert::codes(change.email, change.phone);
+            match self.users.patch_user(caller, &target, patch, codes).await {
                 Err(ServiceError::VersionMismatch { .. }) => continue,
                 outcome => return outcome,
             }
@@ -172,7 +169,7 @@ impl UsersV2 {
         ctx: &RequestContext,
         org: Option<OrgId>,
         human: &convert::Human<'_>,
-    ) -> Result<ResourceDetails, ConnectError> {
+    ) -> Result<WrittenUser, ConnectError> {
         let caller = self.caller(ctx).await?;
         let new_user = convert::new_human(human).map_err(service_error)?;
         self.users
@@ -251,8 +248,10 @@ impl UserService for UsersV2 {
         };
         let created = self.create(&ctx, org, &human).await?;
         Response::ok(AddHumanUserResponse {
-            user_id: created.id.clone(),
-            details: details(&created),
+            user_id: created.details.id.clone(),
+            details: details(&created.details),
+            email_code: created.email_code,
+            phone_code: created.phone_code,
             ..Default::default()
         })
     }
@@ -324,7 +323,9 @@ impl UserService for UsersV2 {
         };
         let changed = self.update(&caller, &change).await.map_err(service_error)?;
         Response::ok(UpdateHumanUserResponse {
-            details: details(&changed),
+            details: details(&changed.details),
+            email_code: changed.email_code,
+            phone_code: changed.phone_code,
             ..Default::default()
         })
     }
@@ -375,8 +376,10 @@ impl UserService for UsersV2 {
         };
         let created = self.create(&ctx, org, &human).await?;
         Response::ok(CreateUserResponse {
-            id: created.id.clone(),
-            creation_date: MessageField::some(crate::convert::timestamp(created.created)),
+            id: created.details.id.clone(),
+            creation_date: MessageField::some(crate::convert::timestamp(created.details.created)),
+            email_code: created.email_code,
+            phone_code: created.phone_code,
             ..Default::default()
         })
     }
@@ -407,7 +410,9 @@ impl UserService for UsersV2 {
         };
         let changed = self.update(&caller, &change).await.map_err(service_error)?;
         Response::ok(UpdateUserResponse {
-            change_date: MessageField::some(crate::convert::timestamp(changed.changed)),
+            change_date: MessageField::some(crate::convert::timestamp(changed.details.changed)),
+            email_code: changed.email_code,
+            phone_code: changed.phone_code,
             ..Default::default()
         })
     }

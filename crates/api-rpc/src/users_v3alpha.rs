@@ -190,7 +190,9 @@ impl ZitadelUsers for UsersV3alpha {
             .await
             .map_err(service_error)?;
         Response::ok(CreateUserResponse {
-            details: details(&created),
+            details: details(&created.details),
+            email_code: created.email_code,
+            phone_code: created.phone_code,
             ..Default::default()
         })
     }
@@ -203,16 +205,18 @@ impl ZitadelUsers for UsersV3alpha {
         let request = request.to_owned_message();
         let user = request.user.as_option().cloned().unwrap_or_default();
         let patch = convert::patch(&user).map_err(service_error)?;
+        let codes = convert::codes(user.contact.as_option());
+        let caller = self.caller(&ctx).await?;
+        let target = Self::target(&request.id, request.organization.as_option())?;
         let changed = self
-            .run(
-                &ctx,
-                &request.id,
-                request.organization.as_option(),
-                Command::Patch(patch),
-            )
-            .await?;
+            .users
+            .patch_user(&caller, &target, patch, codes)
+            .await
+            .map_err(service_error)?;
         Response::ok(PatchUserResponse {
-            details: details(&changed),
+            details: details(&changed.details),
+            email_code: changed.email_code,
+            phone_code: changed.phone_code,
             ..Default::default()
         })
     }

@@ -20,7 +20,7 @@ use crate::messages::{self, channel_of};
 use crate::tokens::{generate_code, hash_code};
 
 /// A code just made: in clear (to send or return) and as stored.
-struct NewCode {
+pub(crate) struct NewCode {
     code: String,
     hash: String,
     expires: Timestamp,
@@ -29,7 +29,11 @@ struct NewCode {
 
 impl UseCases {
     /// A new code for an address of `kind`, after checking its channel can carry it.
-    fn new_code(&self, kind: ContactKind, delivery: CodeDelivery) -> Result<NewCode, ServiceError> {
+    pub(crate) fn new_code(
+        &self,
+        kind: ContactKind,
+        delivery: CodeDelivery,
+    ) -> Result<NewCode, ServiceError> {
         if let CodeDelivery::Send { .. } = delivery {
             self.delivery.require(channel_of(kind))?;
         }
@@ -62,27 +66,77 @@ impl UseCases {
         }
     }
 
-    /// Writes `events` (leading to `state`) with the code's message, if any, in one
-    /// transaction.
-    async fn write_with_message(
+    /// Writes `events` (leading to `state`) with `messages` in one transaction.
+    pub(crate) async fn write_with_messages(
         &self,
         state: &User,
         events: &[UserEvent],
-        message: Option<Message>,
+        messages: Vec<Message>,
     ) -> Result<(), StoreError> {
-        match message {
-            None => self.ports.users.append_all(state, events).await,
-            Some(message) => {
-                let at = events.last().map_or(state.changed, |e| e.at);
-                let outbound = messages::outbound(self.ports.ids.next_id(), state, message, at);
-                self.ports
-                    .users
-                    .append_notifying(state, events, &[outbound])
-                    .await?;
-                self.delivery.tell_worker();
-                Ok(())
-            }
+        if messages.is_empty() {
+            return self.ports.users.append_all(state, events).await;
         }
+        let at = events.last().map_or(state.changed, |e| e.at);
+        let outbound: Vec<_> = messages
+            .into_iter()
+            .map(|message| messages::outbound(self.ports.ids.next_id(), state, message, at))
+            .collect();
+        self.ports
+            .users
+            .append_notifying(state, events, &outbound)
+            .await?;
+        self.delivery.tell_worker();
+        Ok(())
+    }
+
+    /// Adds the codes of `codes` to `state`, appending their events and the messages
+    /// that carry those userd sends.
+    pub(crate) fn add_codes(
+        &self,
+        state: &mut User,
+        events: &mut Vec<UserEvent>,
+        codes: &[(ContactKind, NewCode)],
+        now: Timestamp,
+        actor: Option<userd_domain::values::UserId>,
+    ) -> Result<Vec<Message>, ServiceError> {
+        let mut messages = Vec::new();
+        for (kind, code) in codes {
+            let command = Command::AddContactCode {
+                kind: *kind,
+                code_hash: code.hash.clone(),
+                expires: code.expires,
+            };
+            let refused = |r| ServiceError::refused(r, state.id.to_string());
+            let (next, event) = state
+                .execute(&command, now, actor.clone())
+                .map_err(refused)?
+                .ok_or_else(|| ServiceError::Internal("adding a code changed nothing".into()))?;
+            *state = next;
+            events.push(event);
+            messages.extend(self.code_message(state, *kind, code)?);
+        }
+        Ok(messages)
+    }
+
+    /// The codes `requests` asks for, made.
+    pub(crate) fn new_codes(
+        &self,
+        requests: &userd_ports::service::CodeRequests,
+    ) -> Result<Vec<(ContactKind, NewCode)>, ServiceError> {
+        let mut codes = Vec::new();
+        if let Some(delivery) = &requests.email {
+            codes.push((
+                ContactKind::Email,
+                self.new_code(ContactKind::Email, delivery.clone())?,
+            ));
+        }
+        if let Some(delivery) = &requests.phone {
+            codes.push((
+                ContactKind::Phone,
+                self.new_code(ContactKind::Phone, delivery.clone())?,
+            ));
+        }
+        Ok(codes)
     }
 
     /// Runs `commands` one after the other on `target`'s newest state and writes their
@@ -117,7 +171,10 @@ impl UseCases {
                 Some((kind, code)) => self.code_message(&state, kind, code)?,
                 None => None,
             };
-            match self.write_with_message(&state, &events, message).await {
+            match self
+                .write_with_messages(&state, &events, message.into_iter().collect())
+                .await
+            {
                 Ok(()) => return Ok(ResourceDetails::of_user(&state)),
                 Err(StoreError::Conflict) => continue,
                 Err(other) => return Err(other.into()),
@@ -127,6 +184,11 @@ impl UseCases {
             user_id: target.id.to_string(),
         })
     }
+}
+
+/// The code handed to the caller, if it asked for it back.
+pub(crate) fn returned(code: &NewCode) -> Option<String> {
+    (code.delivery == CodeDelivery::Return).then(|| code.code.clone())
 }
 
 fn answer(details: ResourceDetails, code: Option<NewCode>) -> ContactChange {

@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 use userd_domain::authz::{Caller, Permission};
-use userd_domain::user::{Command, User, UserCreated, UserEvent, UsernameEntry};
+use userd_domain::user::{Command, User, UserCreated, UserEvent, UserPatch, UsernameEntry};
 use userd_domain::values::{OrgId, UserId, UsernameId, check_plain_text};
 
 use userd_ports::error::{ServiceError, StoreError};
@@ -16,7 +16,8 @@ use userd_ports::search::{
     UserQuery,
 };
 use userd_ports::service::{
-    Credentials, NewUser, ResourceDetails, SearchResult, UserRef, UserService,
+    CodeRequests, Credentials, NewUser, ResourceDetails, SearchResult, UserRef, UserService,
+    WrittenUser,
 };
 
 use crate::UseCases;
@@ -168,7 +169,7 @@ impl UserService for UseCases {
         caller: &Caller,
         org: Option<OrgId>,
         new_user: NewUser,
-    ) -> Result<ResourceDetails, ServiceError> {
+    ) -> Result<WrittenUser, ServiceError> {
         let org_id = org.unwrap_or_else(|| caller.org_id.clone());
         authorize_in(caller, &org_id, Permission::UserWrite, || {
             ServiceError::OrganizationNotFound {
@@ -194,6 +195,7 @@ impl UserService for UseCases {
             )),
             None => None,
         };
+        let codes = self.new_codes(&new_user.codes)?;
         let client_chose_id = new_user.user_id.is_some();
         let mut attempts = FreshIdAttempts::new("user", self.write_attempts);
         loop {
@@ -203,29 +205,31 @@ impl UserService for UseCases {
                 None => UserId::new(self.ports.ids.next_id())
                     .map_err(|e| ServiceError::Internal(Box::new(e)))?,
             };
-            let (user, event) = self.new_user_state(caller, &org_id, user_id, &new_user)?;
-            let written = match &password {
-                None => self.ports.users.append(&user, &event).await.map(|()| user),
-                Some((hash, change_required)) => {
-                    let set = Command::SetPassword {
-                        hash: hash.clone(),
-                        change_required: *change_required,
-                    };
-                    let (with_password, password_set) = user
-                        .execute(&set, event.at, Some(caller.user_id.clone()))
-                        .map_err(|refusal| ServiceError::refused(refusal, user.id.to_string()))?
-                        .ok_or_else(|| {
-                            ServiceError::Internal("setting a password changed nothing".into())
-                        })?;
-                    self.ports
-                        .users
-                        .append_all(&with_password, &[event, password_set])
-                        .await
-                        .map(|()| with_password)
-                }
+            let (mut user, event) = self.new_user_state(caller, &org_id, user_id, &new_user)?;
+            let at = event.at;
+            let actor = Some(caller.user_id.clone());
+            let mut events = vec![event];
+            if let Some((hash, change_required)) = &password {
+                let set = Command::SetPassword {
+                    hash: hash.clone(),
+                    change_required: *change_required,
+                };
+                let (with_password, password_set) = user
+                    .execute(&set, at, actor.clone())
+                    .map_err(|refusal| ServiceError::refused(refusal, user.id.to_string()))?
+                    .ok_or_else(|| {
+                        ServiceError::Internal("setting a password changed nothing".into())
+                    })?;
+                user = with_password;
+                events.push(password_set);
+            }
+            let messages = self.add_codes(&mut user, &mut events, &codes, at, actor)?;
+            let written = match events.as_slice() {
+                [only] if messages.is_empty() => self.ports.users.append(&user, only).await,
+                _ => self.write_with_messages(&user, &events, messages).await,
             };
-            return match written {
-                Ok(user) => Ok(ResourceDetails::of_user(&user)),
+            return match written.map(|()| user) {
+                Ok(user) => Ok(written_user(ResourceDetails::of_user(&user), &codes)),
                 Err(StoreError::UserIdTaken) if client_chose_id => {
                     Err(ServiceError::UserAlreadyExists {
                         user_id: new_user
@@ -306,6 +310,59 @@ impl UserService for UseCases {
         })
     }
 
+    async fn patch_user(
+        &self,
+        caller: &Caller,
+        target: &UserRef,
+        patch: UserPatch,
+        codes: CodeRequests,
+    ) -> Result<WrittenUser, ServiceError> {
+        if codes.is_empty() {
+            let details = self.execute(caller, target, Command::Patch(patch)).await?;
+            return Ok(WrittenUser::without_codes(details));
+        }
+        let codes = self.new_codes(&codes)?;
+        let command = Command::Patch(patch);
+        for attempt in 1..=self.write_attempts {
+            let user = self
+                .load_authorized(caller, target, permission_for(&command))
+                .await?;
+            if attempt == 1 {
+                self.ensure_covers(caller, &user).await?;
+            }
+            if let Some(condition) = &target.if_match
+                && !condition.matches(user.sequence)
+            {
+                return Err(ServiceError::VersionMismatch {
+                    user_id: target.id.to_string(),
+                    current: user.sequence,
+                });
+            }
+            let now = self.ports.clock.now();
+            let actor = Some(caller.user_id.clone());
+            let mut state = user.clone();
+            let mut events = Vec::new();
+            if let Some((next, event)) = user
+                .execute(&command, now, actor.clone())
+                .map_err(|refusal| ServiceError::refused(refusal, target.id.to_string()))?
+            {
+                state = next;
+                events.push(event);
+            }
+            let messages = self.add_codes(&mut state, &mut events, &codes, now, actor)?;
+            match self.write_with_messages(&state, &events, messages).await {
+                Ok(()) => return Ok(written_user(ResourceDetails::of_user(&state), &codes)),
+                Err(StoreError::Conflict) => {
+                    tracing::debug!(user_id = %target.id, attempt, "lost a write race; reloading");
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(ServiceError::Aborted {
+            user_id: target.id.to_string(),
+        })
+    }
+
     async fn search_users(
         &self,
         caller: &Caller,
@@ -368,6 +425,24 @@ impl UserService for UseCases {
 
     async fn readiness(&self) -> Result<(), ServiceError> {
         self.ports.health.ping().await.map_err(ServiceError::from)
+    }
+}
+
+/// A written user, with the codes the caller asked to have back.
+fn written_user(
+    details: ResourceDetails,
+    codes: &[(userd_domain::user::ContactKind, crate::contact::NewCode)],
+) -> WrittenUser {
+    let returned = |wanted| {
+        codes
+            .iter()
+            .find(|(kind, _)| *kind == wanted)
+            .and_then(|(_, code)| crate::contact::returned(code))
+    };
+    WrittenUser {
+        details,
+        email_code: returned(userd_domain::user::ContactKind::Email),
+        phone_code: returned(userd_domain::user::ContactKind::Phone),
     }
 }
 

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use userd_domain::Timestamp;
 use userd_domain::authz::Caller;
-use userd_domain::user::{Command, Contact, User};
+use userd_domain::user::{Command, Contact, User, UserPatch};
 use userd_domain::values::{OrgId, SchemaId, UserData, UserId, Username};
 
 use crate::error::ServiceError;
@@ -86,6 +86,40 @@ pub struct NewUser {
     pub usernames: Vec<NewUsername>,
     /// `authenticators.password`: its proof is always [`crate::login::PasswordProof::None`].
     pub password: Option<crate::login::SetPassword>,
+    /// Codes to prove the new addresses with.
+    pub codes: CodeRequests,
+}
+
+/// Codes to make for a user's unverified addresses, and how each reaches the user.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CodeRequests {
+    pub email: Option<crate::contact::CodeDelivery>,
+    pub phone: Option<crate::contact::CodeDelivery>,
+}
+
+impl CodeRequests {
+    pub fn is_empty(&self) -> bool {
+        self.email.is_none() && self.phone.is_none()
+    }
+}
+
+/// A user just created or changed, with the codes handed to the caller (those asked for
+/// with [`crate::contact::CodeDelivery::Return`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WrittenUser {
+    pub details: ResourceDetails,
+    pub email_code: Option<String>,
+    pub phone_code: Option<String>,
+}
+
+impl WrittenUser {
+    pub fn without_codes(details: ResourceDetails) -> Self {
+        WrittenUser {
+            details,
+            email_code: None,
+            phone_code: None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,7 +185,17 @@ pub trait UserService: Send + Sync {
         caller: &Caller,
         org: Option<OrgId>,
         user: NewUser,
-    ) -> Result<ResourceDetails, ServiceError>;
+    ) -> Result<WrittenUser, ServiceError>;
+
+    /// Changes a user's profile and contact, making the codes asked for; the same rules
+    /// as [`UserService::execute`] with [`Command::Patch`].
+    async fn patch_user(
+        &self,
+        caller: &Caller,
+        target: &UserRef,
+        patch: UserPatch,
+        codes: CodeRequests,
+    ) -> Result<WrittenUser, ServiceError>;
 
     async fn get_user(&self, caller: &Caller, target: &UserRef) -> Result<User, ServiceError>;
 

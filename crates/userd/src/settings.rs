@@ -468,15 +468,25 @@ mod tests {
             ))
             .build()
             .unwrap();
-        let mut stated = BTreeMap::new();
-        for (section, table) in file
-            .try_deserialize::<config::Map<String, config::Value>>()
-            .unwrap()
-        {
-            for (key, value) in table.into_table().unwrap() {
-                stated.insert(format!("{section}.{key}"), value.into_string().unwrap());
+        fn flatten(prefix: &str, value: config::Value, into: &mut BTreeMap<String, String>) {
+            match value.clone().into_table() {
+                Ok(table) => {
+                    for (key, inner) in table {
+                        let name = if prefix.is_empty() {
+                            key
+                        } else {
+                            format!("{prefix}.{key}")
+                        };
+                        flatten(&name, inner, into);
+                    }
+                }
+                Err(_) => {
+                    into.insert(prefix.to_owned(), value.into_string().unwrap());
+                }
             }
         }
+        let mut stated = BTreeMap::new();
+        flatten("", file.cache, &mut stated);
         assert_eq!(stated, built_in());
     }
 
@@ -495,7 +505,8 @@ mod tests {
                 .map(|cell| cell.trim().trim_matches('`'))
                 .collect();
             assert_eq!(cells[2], env_var_of(cells[1]), "{line}");
-            rows.insert(cells[1].to_owned(), cells[3].to_owned());
+            let default = if cells[3] == "(empty)" { "" } else { cells[3] };
+            rows.insert(cells[1].to_owned(), default.to_owned());
         }
         assert_eq!(rows, built_in());
     }

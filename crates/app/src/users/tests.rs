@@ -578,7 +578,8 @@ async fn create_defaults_to_the_callers_organization_and_a_server_made_id() {
         .build()
         .create_user(&admin(), None, new_user(&["ada"]))
         .await
-        .unwrap();
+        .unwrap()
+        .details;
     assert_eq!(details.id, "1001");
     assert_eq!(
         (details.created, details.changed),
@@ -723,7 +724,8 @@ async fn a_clash_of_server_made_ids_is_retried_with_new_ids() {
         .build()
         .create_user(&admin(), None, new_user(&[]))
         .await
-        .unwrap();
+        .unwrap()
+        .details;
     assert_eq!(details.id, "1002", "the second attempt used a fresh id");
 }
 
