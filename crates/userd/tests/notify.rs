@@ -24,6 +24,7 @@ on_both_backends_blocking!(
     two_processes_share_one_outbox_and_send_each_message_once,
     a_new_address_is_proven_with_the_code_sent_to_it,
     contact_codes_are_single_use_expire_and_die_after_five_wrong_tries,
+    create_and_patch_make_codes_for_new_addresses,
 );
 
 const TEMPLATE: &str =
@@ -553,4 +554,63 @@ fn contact_codes_are_single_use_expire_and_die_after_five_wrong_tries(db: TestDa
     std::thread::sleep(Duration::from_millis(1500).saturating_sub(asked.elapsed()));
     assert_eq!(verify(&late), (400, "CODE_EXPIRED".to_owned()));
     assert_ne!(resent, late);
+}
+
+fn create_and_patch_make_codes_for_new_addresses(db: TestDatabase) {
+    if !sink_available() {
+        return;
+    }
+    let sink = Sink::start(0, 0);
+    let w = World::with(userd_for(db, sink.smtp, sink.http));
+    let (status, created) = w.userd.post(
+        USERS,
+        &json!({"userId": "cy",
+                "contact": {"email": {"address": "cy@example.com", "returnCode": {}},
+                            "phone": {"number": "+41790000004", "sendCode": {}}}}),
+    );
+    assert_eq!(status, 201, "{created}");
+    let email_code = created["emailCode"].as_str().unwrap().to_owned();
+    assert!(
+        created.get("phoneCode").is_none(),
+        "sent, not returned: {created}"
+    );
+    let sms = sink.wait_for(|v| v["kind"] == "sms" && v["to"] == "+41790000004");
+    let verify = |what: &str, code: &str| {
+        w.userd.post(
+            &format!("{USERS}/cy/{what}/_verify"),
+            &json!({"verificationCode": code}),
+        )
+    };
+    assert_eq!(verify("email", &email_code).0, 200);
+    assert_eq!(
+        verify("phone", &code_in(sms["text"].as_str().unwrap())).0,
+        200
+    );
+
+    // A patch to a new address, with a code sent there.
+    let (status, patched) = w.userd.patch(
+        &format!("{USERS}/cy"),
+        &json!({"contact": {"email": {"address": "cy@new.example.com", "sendCode": {}}}}),
+    );
+    assert_eq!(status, 200, "{patched}");
+    let mail = sink.wait_for(to("cy@new.example.com"));
+    let (_, user) = w.userd.user("cy");
+    assert_eq!(
+        user["user"]["contact"]["email"],
+        json!({"address": "cy@new.example.com"})
+    );
+    assert_eq!(
+        verify("email", &code_in(mail["text"].as_str().unwrap())).0,
+        200
+    );
+
+    // Contradictions are refused, and nothing is created.
+    let (status, body) = w.userd.post(
+        USERS,
+        &json!({"userId": "dee",
+                "contact": {"email": {"address": "dee@example.com", "isVerified": true,
+                                      "returnCode": {}}}}),
+    );
+    assert_eq!((status, support::reason(&body)), (400, "INVALID_ARGUMENT"));
+    assert_eq!(w.userd.user("dee").0, 404);
 }
