@@ -334,3 +334,6 @@ impl ContactService for UseCases {
         Ok(answer(details, Some(code)))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -267,6 +267,25 @@ mod tests {
     }
 
     #[test]
+    fn retries_wait_twice_as_long_each_time_up_to_a_bound_then_stop() {
+        let policy = RetryPolicy {
+            first_retry: Duration::from_secs(2),
+            longest_wait: Duration::from_secs(10),
+            max_attempts: 5,
+            lease: Duration::from_secs(60),
+        };
+        let now = Timestamp::from_unix_micros(0);
+        let waits: Vec<Option<i64>> = (1..=5)
+            .map(|attempt| {
+                policy
+                    .retry_at(attempt, now)
+                    .map(|at| at.unix_micros() / 1_000_000)
+            })
+            .collect();
+        assert_eq!(waits, [Some(2), Some(4), Some(8), Some(10), None]);
+    }
+
+    #[test]
     fn a_reset_message_carries_the_code_and_needs_an_address() {
         let user = ada();
         let ttl = Duration::from_secs(3600);
