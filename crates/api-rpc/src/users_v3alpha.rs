@@ -50,6 +50,23 @@ impl UsersV3alpha {
         })
     }
 
+    async fn set_contact(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        organization: Option<&Organization>,
+        address: Result<userd_ports::contact::Address, userd_ports::ServiceError>,
+        asked: Option<Asked<'_>>,
+    ) -> Result<userd_ports::contact::ContactChange, ConnectError> {
+        let caller = self.caller(ctx).await?;
+        let target = Self::target(id, organization)?;
+        let address = address.map_err(service_error)?;
+        self.contact
+            .set_contact(&caller, &target, address, contact::verification(asked))
+            .await
+            .map_err(service_error)
+    }
+
     async fn verify(
         &self,
         ctx: &RequestContext,
@@ -317,20 +334,22 @@ impl ZitadelUsers for UsersV3alpha {
     ) -> ServiceResult<SetContactEmailResponse> {
         use __buffa::oneof::set_email::Verification as V;
         let request = request.to_owned_message();
-        let caller = self.caller(&ctx).await?;
-        let target = Self::target(&request.id, request.organization.as_option())?;
         let email = request.email.as_option().cloned().unwrap_or_default();
-        let address = contact::email("email.address", &email.address).map_err(service_error)?;
         let asked = email.verification.as_ref().map(|v| match v {
             V::SendCode(send) => Asked::Send(send.url_template.as_deref()),
             V::ReturnCode(_) => Asked::Return,
             V::IsVerified(verified) => Asked::IsVerified(*verified),
         });
+        let address = contact::email("email.address", &email.address);
         let change = self
-            .contact
-            .set_contact(&caller, &target, address, contact::verification(asked))
-            .await
-            .map_err(service_error)?;
+            .set_contact(
+                &ctx,
+                &request.id,
+                request.organization.as_option(),
+                address,
+                asked,
+            )
+            .await?;
         Response::ok(SetContactEmailResponse {
             details: details(&change.details),
             verification_code: change.code,
@@ -393,20 +412,22 @@ impl ZitadelUsers for UsersV3alpha {
     ) -> ServiceResult<SetContactPhoneResponse> {
         use __buffa::oneof::set_phone::Verification as V;
         let request = request.to_owned_message();
-        let caller = self.caller(&ctx).await?;
-        let target = Self::target(&request.id, request.organization.as_option())?;
         let phone = request.phone.as_option().cloned().unwrap_or_default();
-        let address = contact::phone("phone.number", &phone.number).map_err(service_error)?;
         let asked = phone.verification.as_ref().map(|v| match v {
             V::SendCode(_) => Asked::Send(None),
             V::ReturnCode(_) => Asked::Return,
             V::IsVerified(verified) => Asked::IsVerified(*verified),
         });
+        let address = contact::phone("phone.number", &phone.number);
         let change = self
-            .contact
-            .set_contact(&caller, &target, address, contact::verification(asked))
-            .await
-            .map_err(service_error)?;
+            .set_contact(
+                &ctx,
+                &request.id,
+                request.organization.as_option(),
+                address,
+                asked,
+            )
+            .await?;
         Response::ok(SetContactPhoneResponse {
             details: details(&change.details),
             verification_code: change.code,

@@ -273,40 +273,19 @@ impl ContactService for UseCases {
     ) -> Result<ResourceDetails, ServiceError> {
         self.may_set_password_freely(caller, target).await?;
         let code_hash = hash_code(code);
-        let actor = Some(caller.user_id.clone());
-        for _ in 0..self.write_attempts {
-            let user = self.target_user(target).await?;
-            let now = self.ports.clock.now();
-            let refused = |r| ServiceError::refused(r, target.id.to_string());
+        self.try_code(caller, target, |user, now| {
             // An address that is missing or already proven says so, whatever the code.
             user.decide(&Command::VerifyContact(kind), now)
-                .map_err(refused)?;
-            let (command, outcome) = match user.check_contact_code(kind, &code_hash, now) {
+                .map_err(|r| ServiceError::refused(r, target.id.to_string()))?;
+            Ok(match user.check_contact_code(kind, &code_hash, now) {
                 Ok(()) => (Command::VerifyContact(kind), Ok(())),
                 Err(CodeRefusal::Invalid) if user.contact_code(kind).is_some() => {
                     (Command::FailContactCode(kind), Err(CodeRefusal::Invalid))
                 }
                 Err(refusal) => return Err(ServiceError::Code(refusal)),
-            };
-            let Some((next, event)) = user
-                .execute(&command, now, actor.clone())
-                .map_err(refused)?
-            else {
-                return Err(ServiceError::Code(CodeRefusal::Invalid));
-            };
-            match self.ports.users.append(&next, &event).await {
-                Ok(()) => {}
-                Err(StoreError::Conflict) => continue,
-                Err(other) => return Err(other.into()),
-            }
-            return match outcome {
-                Ok(()) => Ok(ResourceDetails::of_user(&next)),
-                Err(refusal) => Err(ServiceError::Code(refusal)),
-            };
-        }
-        Err(ServiceError::Aborted {
-            user_id: target.id.to_string(),
+            })
         })
+        .await
     }
 
     async fn resend_contact_code(

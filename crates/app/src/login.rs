@@ -424,11 +424,8 @@ impl UseCases {
         hash: PasswordHash,
         change_required: bool,
     ) -> Result<ResourceDetails, ServiceError> {
-        let actor = Some(caller.user_id.clone());
-        for _ in 0..self.write_attempts {
-            let user = self.target_user(target).await?;
-            let now = self.ports.clock.now();
-            let (command, outcome) = match user.check_password_code(code_hash, now) {
+        self.try_code(caller, target, |user, now| {
+            Ok(match user.check_password_code(code_hash, now) {
                 Ok(()) => (
                     Command::SetPassword {
                         hash: hash.clone(),
@@ -440,7 +437,28 @@ impl UseCases {
                     (Command::FailPasswordCode, Err(CodeRefusal::Invalid))
                 }
                 Err(refusal) => return Err(ServiceError::Code(refusal)),
-            };
+            })
+        })
+        .await
+    }
+
+    /// One try of a code on `target`'s newest state. `judge` says which command records
+    /// it (the change a right code makes, or the count of a wrong one) and what to
+    /// answer; the code is judged on the state the command is written onto, so two uses
+    /// of one code cannot both win: the second finds it gone.
+    pub(crate) async fn try_code(
+        &self,
+        caller: &Caller,
+        target: &UserRef,
+        judge: impl Fn(&User, Timestamp) -> Result<(Command, Result<(), CodeRefusal>), ServiceError>
+        + Send
+        + Sync,
+    ) -> Result<ResourceDetails, ServiceError> {
+        let actor = Some(caller.user_id.clone());
+        for _ in 0..self.write_attempts {
+            let user = self.target_user(target).await?;
+            let now = self.ports.clock.now();
+            let (command, outcome) = judge(&user, now)?;
             let Some((next, event)) = user
                 .execute(&command, now, actor.clone())
                 .map_err(|refusal| ServiceError::refused(refusal, target.id.to_string()))?

@@ -103,8 +103,36 @@ fn minutes(ttl: Duration) -> u64 {
     ttl.as_secs().div_ceil(60).max(1)
 }
 
-/// The message that carries a password-reset code.
-pub fn password_reset(
+/// What a code message says, for one purpose.
+struct Wording {
+    subject: &'static str,
+    /// The e-mail's first paragraph.
+    why: &'static str,
+    /// The SMS's words before the code.
+    sms: &'static str,
+}
+
+const RESET: Wording = Wording {
+    subject: "Reset your password",
+    why: "Someone asked to reset the password of your account.",
+    sms: "Your password reset code",
+};
+
+const VERIFY_EMAIL: Wording = Wording {
+    subject: "Verify your e-mail address",
+    why: "Please confirm that this e-mail address is yours.",
+    sms: "Your verification code",
+};
+
+const VERIFY_PHONE: Wording = Wording {
+    subject: "Verify your phone number",
+    why: "Please confirm that this phone number is yours.",
+    sms: "Your verification code",
+};
+
+/// A message carrying `code` to `user` on `channel`, with a link from `url_template`.
+fn code_message(
+    wording: &Wording,
     user: &User,
     channel: Channel,
     code: &str,
@@ -119,28 +147,40 @@ pub fn password_reset(
     let text = match channel {
         Channel::Email => {
             let mut text = format!(
-                "Someone asked to reset the password of your account.\n\n\
-                 Your code: {code}\n\nIt works once, within {minutes} minutes.\n"
+                "{}\n\nYour code: {code}\n\nIt works once, within {minutes} minutes.\n",
+                wording.why
             );
             if let Some(link) = &link {
                 text.push_str(&format!("\nOr follow this link:\n{link}\n"));
             }
-            text.push_str("\nIf you did not ask for this, ignore this message.\n");
+            text.push_str("\nIf you did not expect this, ignore this message.\n");
             text
         }
         Channel::Sms => match &link {
-            Some(link) => format!("Your password reset code: {code} ({link})"),
+            Some(link) => format!("{}: {code} ({link})", wording.sms),
             None => format!(
-                "Your password reset code: {code}. It works once, within {minutes} minutes."
+                "{}: {code}. It works once, within {minutes} minutes.",
+                wording.sms
             ),
         },
     };
     Ok(Message {
         channel,
         to,
-        subject: "Reset your password".to_owned(),
+        subject: wording.subject.to_owned(),
         text,
     })
+}
+
+/// The message that carries a password-reset code.
+pub fn password_reset(
+    user: &User,
+    channel: Channel,
+    code: &str,
+    url_template: Option<&str>,
+    ttl: Duration,
+) -> Result<Message, ServiceError> {
+    code_message(&RESET, user, channel, code, url_template, ttl)
 }
 
 /// The channel that reaches an address of `kind`.
@@ -159,40 +199,11 @@ pub fn contact_code(
     url_template: Option<&str>,
     ttl: Duration,
 ) -> Result<Message, ServiceError> {
-    let link = url_template
-        .map(|template| render_url(template, user, code))
-        .transpose()?;
-    let channel = channel_of(kind);
-    let to = recipient(user, channel)?;
-    let minutes = minutes(ttl);
-    let (subject, text) = match kind {
-        ContactKind::Email => {
-            let mut text = format!(
-                "Please confirm that this e-mail address is yours.\n\n\
-                 Your code: {code}\n\nIt works once, within {minutes} minutes.\n"
-            );
-            if let Some(link) = &link {
-                text.push_str(&format!("\nOr follow this link:\n{link}\n"));
-            }
-            text.push_str("\nIf you did not expect this, ignore this message.\n");
-            ("Verify your e-mail address", text)
-        }
-        ContactKind::Phone => (
-            "Verify your phone number",
-            match &link {
-                Some(link) => format!("Your verification code: {code} ({link})"),
-                None => format!(
-                    "Your verification code: {code}. It works once, within {minutes} minutes."
-                ),
-            },
-        ),
+    let wording = match kind {
+        ContactKind::Email => &VERIFY_EMAIL,
+        ContactKind::Phone => &VERIFY_PHONE,
     };
-    Ok(Message {
-        channel,
-        to,
-        subject: subject.to_owned(),
-        text,
-    })
+    code_message(wording, user, channel_of(kind), code, url_template, ttl)
 }
 
 /// A message ready for the outbox.
@@ -352,9 +363,17 @@ pub struct Courier {
     pub policy: RetryPolicy,
     /// Messages claimed at a time.
     pub batch: u32,
+    /// Told each outcome as it is recorded (`sent`, `retry`, `failed`), for metrics.
+    pub observer: Option<Arc<dyn Fn(&'static str) + Send + Sync>>,
 }
 
 impl Courier {
+    fn observe(&self, outcome: &'static str) {
+        if let Some(observer) = &self.observer {
+            observer(outcome);
+        }
+    }
+
     /// Delivers every message due now, batch after batch, until none is left.
     pub async fn deliver_due(&self) -> Result<RoundReport, userd_ports::error::StoreError> {
         use userd_ports::notify::DeliveryError;
@@ -373,6 +392,7 @@ impl Courier {
                     Ok(()) => {
                         self.outbox.mark_sent(&message.id, self.clock.now()).await?;
                         tracing::info!(message_id = %message.id, channel, "message delivered");
+                        self.observe("sent");
                         report.sent += 1;
                     }
                     Err(error) => {
@@ -391,11 +411,13 @@ impl Courier {
                             Some(at) => {
                                 tracing::warn!(message_id = %message.id, channel, attempt = message.attempt,
                                     retry_at = %at.to_rfc3339(), error = %text, "message not delivered; will retry");
+                                self.observe("retry");
                                 report.retried += 1;
                             }
                             None => {
                                 tracing::error!(message_id = %message.id, channel, attempt = message.attempt,
                                     error = %text, "message not delivered; given up");
+                                self.observe("failed");
                                 report.failed += 1;
                             }
                         }

@@ -99,12 +99,16 @@ impl DeliveryWorker {
         wake: Arc<Notify>,
         stop: watch::Receiver<bool>,
     ) -> std::io::Result<DeliveryWorker> {
+        let deliveries = metrics.deliveries.clone();
         let courier = Courier {
             outbox,
             notifier,
             clock: Arc::new(SystemClock),
             policy: retry_policy(settings),
             batch: BATCH,
+            observer: Some(Arc::new(move |outcome| {
+                deliveries.with_label_values(&[outcome]).inc();
+            })),
         };
         let poll = Duration::from_millis(settings.poll_interval_ms);
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -132,21 +136,8 @@ async fn work(
     mut stop: watch::Receiver<bool>,
 ) {
     while !*stop.borrow() {
-        match courier.deliver_due().await {
-            Ok(report) => {
-                let outcomes = [
-                    ("sent", report.sent),
-                    ("retry", report.retried),
-                    ("failed", report.failed),
-                ];
-                for (outcome, count) in outcomes {
-                    metrics
-                        .deliveries
-                        .with_label_values(&[outcome])
-                        .inc_by(u64::from(count));
-                }
-            }
-            Err(error) => tracing::warn!(%error, "the outbox cannot be read; delivery waits"),
+        if let Err(error) = courier.deliver_due().await {
+            tracing::warn!(%error, "the outbox cannot be read; delivery waits");
         }
         if let Ok(counts) = courier.outbox.counts().await {
             let states = [

@@ -393,11 +393,18 @@ fn two_processes_share_one_outbox_and_send_each_message_once(db: TestDatabase) {
         (USERS_COUNT, USERS_COUNT),
         "each message once: {mails:?}"
     );
-    // Between them, the two processes delivered each message once.
+    // Between them, the two processes delivered each message once: their counters add
+    // up to it once both have recorded their last delivery.
     let sent = "userd_outbox_deliveries_total{outcome=\"sent\"}";
-    let here = metric(&w.userd.client, sent).unwrap_or(0.0);
-    let there = metric(&peer.client, sent).unwrap_or(0.0);
-    assert_eq!(here + there, USERS_COUNT as f64, "{here} + {there}");
+    let total =
+        || metric(&w.userd.client, sent).unwrap_or(0.0) + metric(&peer.client, sent).unwrap_or(0.0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while total() < USERS_COUNT as f64 {
+        assert!(Instant::now() < deadline, "only {} recorded", total());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(total(), USERS_COUNT as f64);
+    assert_eq!(sink.all(|v| v["kind"] == "email").len(), USERS_COUNT);
 }
 
 /// The 8-character code after `Your code: ` (e-mail) or `code: ` (SMS).
