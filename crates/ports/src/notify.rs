@@ -111,6 +111,9 @@ pub trait Outbox: Send + Sync {
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
 
     async fn counts(&self) -> Result<OutboxCounts, StoreError>;
+
+    /// Deletes the messages sent or given up on before `before`; how many.
+    async fn purge_done(&self, before: Timestamp) -> Result<u64, StoreError>;
 }
 
 /// Why a message was not delivered.

@@ -304,4 +304,22 @@ impl Outbox for Database {
             failed: count(failed),
         })
     }
+
+    async fn purge_done(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let before = before.unix_micros();
+        let deleted = self
+            .run(move |conn| {
+                diesel::delete(
+                    outbox::table.filter(
+                        outbox::sent_at_us
+                            .lt(before)
+                            .or(outbox::failed_at_us.lt(before)),
+                    ),
+                )
+                .execute(conn)
+                .map_err(store_error)
+            })
+            .await?;
+        Ok(u64::try_from(deleted).unwrap_or_default())
+    }
 }

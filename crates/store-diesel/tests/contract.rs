@@ -1409,6 +1409,13 @@ async fn delivered_and_abandoned_messages_forget_their_text(db: TestDatabase) {
     assert_eq!(retried[0].id, claimed[1].id);
     assert_eq!(retried[0].message.text, "code 1", "kept until delivered");
 
+    // Done messages are purged once old enough; the pending one stays.
+    assert_eq!(
+        f.db.purge_done(now).await.unwrap(),
+        0,
+        "not before their time"
+    );
+    let later = now.saturating_add(Duration::from_secs(1));
     // No code stays in clear once a message is done with.
     let in_clear = f.count(
         "SELECT COUNT(*) AS n FROM outbox \
@@ -1419,4 +1426,6 @@ async fn delivered_and_abandoned_messages_forget_their_text(db: TestDatabase) {
         f.count("SELECT COUNT(*) AS n FROM outbox WHERE body <> ''"),
         1
     );
+    assert_eq!(f.db.purge_done(later).await.unwrap(), 2);
+    assert_eq!(f.count("SELECT COUNT(*) AS n FROM outbox"), 1);
 }

@@ -18,6 +18,9 @@ use crate::settings::NotifySettings;
 /// Messages claimed at a time.
 const BATCH: u32 = 16;
 
+/// How often done messages are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
 /// The notifiers the settings configure (none by default).
 pub fn notifiers(settings: &NotifySettings) -> Result<Notifiers, SetupError> {
     let timeout = Duration::from_secs(settings.send_timeout_secs);
@@ -111,12 +114,16 @@ impl DeliveryWorker {
             })),
         };
         let poll = Duration::from_millis(settings.poll_interval_ms);
+        let keep_done = (settings.keep_done_days > 0)
+            .then(|| Duration::from_secs(settings.keep_done_days.saturating_mul(86_400)));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         let thread = std::thread::Builder::new()
             .name("userd-delivery".to_owned())
-            .spawn(move || runtime.block_on(work(courier, poll, metrics, wake, stop)))?;
+            .spawn(move || {
+                runtime.block_on(work(courier, poll, keep_done, metrics, wake, stop));
+            })?;
         Ok(DeliveryWorker { thread })
     }
 
@@ -131,11 +138,26 @@ impl DeliveryWorker {
 async fn work(
     courier: Courier,
     poll: Duration,
+    keep_done: Option<Duration>,
     metrics: DeliveryMetrics,
     wake: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut purged: Option<std::time::Instant> = None;
     while !*stop.borrow() {
+        if let Some(keep) = keep_done
+            && purged.is_none_or(|at| at.elapsed() >= PURGE_EVERY)
+        {
+            purged = Some(std::time::Instant::now());
+            let now = courier.clock.now().unix_micros();
+            let keep = i64::try_from(keep.as_micros()).unwrap_or(i64::MAX);
+            let before = userd_domain::Timestamp::from_unix_micros(now.saturating_sub(keep));
+            match courier.outbox.purge_done(before).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "purged old messages from the outbox"),
+                Err(error) => tracing::warn!(%error, "the outbox could not be purged"),
+            }
+        }
         if let Err(error) = courier.deliver_due().await {
             tracing::warn!(%error, "the outbox cannot be read; delivery waits");
         }

@@ -51,6 +51,8 @@ pub struct NotifySettings {
     pub max_attempts: u32,
     /// How long one delivery may take before it counts as failed.
     pub send_timeout_secs: u64,
+    /// How long a sent or abandoned message stays in the outbox as a record; 0 keeps it.
+    pub keep_done_days: u64,
 }
 
 /// E-mail delivery; an empty URL turns it off.
@@ -305,6 +307,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "notify.send_timeout_secs",
         "30",
         "how long one delivery may take",
+    ),
+    (
+        "notify.keep_done_days",
+        "30",
+        "days a sent or abandoned message stays in the outbox; 0 keeps it",
     ),
 ];
 
