@@ -29,8 +29,10 @@ from zitadel_client.models import (
     UserServiceReactivateUserRequest,
     UserServiceSearchQuery,
     UserServiceSetHumanEmail,
+    UserServiceSetEmailRequest,
     UserServiceSetHumanProfile,
     UserServiceSetPasswordRequest,
+    UserServiceVerifyEmailRequest,
     UserServiceUnlockUserRequest,
 )
 
@@ -93,6 +95,15 @@ def main(base, token):
     expect(listed.result[0].state.value == "USER_STATE_ACTIVE", "reactivated")
 
     passwords_and_sessions(client, user_id, f"minnie-{suffix}")
+
+    new_email = f"minnie-{suffix}@new.example.com"
+    set_email = users.set_email(UserServiceSetEmailRequest(user_id=user_id, email=new_email, return_code={}))
+    expect(bool(set_email.verification_code), "SetEmail returns a code when asked")
+    got = users.get_user_by_id(UserServiceGetUserByIDRequest(user_id=user_id)).user
+    expect(got.human.email.email == new_email and not got.human.email.is_verified, "the new e-mail waits")
+    users.verify_email(UserServiceVerifyEmailRequest(user_id=user_id, verification_code=set_email.verification_code))
+    got = users.get_user_by_id(UserServiceGetUserByIDRequest(user_id=user_id)).user
+    expect(got.human.email.is_verified, "VerifyEmail proves it with the code")
 
     users.delete_user(UserServiceDeleteUserRequest(user_id=user_id))
     try:
