@@ -166,19 +166,18 @@ pub(crate) async fn set_email(
     service: Service,
     contact: Contact,
 ) -> Answer {
-    let caller = authenticate(&req, &service).await?;
-    let target = user_ref(&req, id.into_inner())?;
-    let body = read_body(&req, payload).await?;
-    let input = parse_json::<SetEmailRequest>(&body)?
-        .email
-        .ok_or_else(|| invalid("INVALID_EMAIL", "email", "email is required"))?;
-    let address = Email::new(input.address.unwrap_or_default())
-        .map_err(|e| ServiceError::invalid_field("email.address", e))?;
-    let verification = input.verification.verification("email")?;
-    let change = contact
-        .set_contact(&caller, &target, Address::Email(address), verification)
-        .await?;
-    Ok(changed(&change))
+    set(req, id, payload, service, contact, |body| {
+        let input = parse_json::<SetEmailRequest>(body)?
+            .email
+            .ok_or_else(|| invalid("INVALID_EMAIL", "email", "email is required"))?;
+        let address = Email::new(input.address.unwrap_or_default())
+            .map_err(|e| ServiceError::invalid_field("email.address", e))?;
+        Ok((
+            Address::Email(address),
+            input.verification.verification("email")?,
+        ))
+    })
+    .await
 }
 
 #[utoipa::path(
@@ -200,17 +199,35 @@ pub(crate) async fn set_phone(
     service: Service,
     contact: Contact,
 ) -> Answer {
+    set(req, id, payload, service, contact, |body| {
+        let input = parse_json::<SetPhoneRequest>(body)?
+            .phone
+            .ok_or_else(|| invalid("INVALID_PHONE", "phone", "phone is required"))?;
+        let number = Phone::new(input.number.unwrap_or_default())
+            .map_err(|e| ServiceError::invalid_field("phone.number", e))?;
+        Ok((
+            Address::Phone(number),
+            input.verification.verification("phone")?,
+        ))
+    })
+    .await
+}
+
+/// Sets the address `parse` reads from the body.
+async fn set(
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: Payload,
+    service: Service,
+    contact: Contact,
+    parse: impl FnOnce(&[u8]) -> Result<(Address, Verification), crate::error::ApiError>,
+) -> Answer {
     let caller = authenticate(&req, &service).await?;
     let target = user_ref(&req, id.into_inner())?;
     let body = read_body(&req, payload).await?;
-    let input = parse_json::<SetPhoneRequest>(&body)?
-        .phone
-        .ok_or_else(|| invalid("INVALID_PHONE", "phone", "phone is required"))?;
-    let number = Phone::new(input.number.unwrap_or_default())
-        .map_err(|e| ServiceError::invalid_field("phone.number", e))?;
-    let verification = input.verification.verification("phone")?;
+    let (address, verification) = parse(&body)?;
     let change = contact
-        .set_contact(&caller, &target, Address::Phone(number), verification)
+        .set_contact(&caller, &target, address, verification)
         .await?;
     Ok(changed(&change))
 }
