@@ -9,7 +9,7 @@ use std::time::Duration;
 use prometheus::{IntCounterVec, IntGaugeVec, Opts};
 use tokio::sync::{Notify, watch};
 use userd_app::clock::SystemClock;
-use userd_app::messages::{Courier, Delivery, RetryPolicy};
+use userd_app::messages::{Courier, Delivery, RetryPolicy, RoundReport};
 use userd_notify::{Notifiers, SetupError, SmtpNotifier, WebhookNotifier};
 use userd_ports::notify::{Notifier, Outbox};
 
@@ -20,6 +20,9 @@ const BATCH: u32 = 16;
 
 /// How often done messages are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+/// How often the outbox is counted for metrics when this process delivered nothing.
+const COUNT_EVERY: Duration = Duration::from_secs(15);
 
 /// The notifiers the settings configure (none by default).
 pub fn notifiers(settings: &NotifySettings) -> Result<Notifiers, SetupError> {
@@ -144,6 +147,7 @@ async fn work(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut purged: Option<std::time::Instant> = None;
+    let mut counted: Option<std::time::Instant> = None;
     while !*stop.borrow() {
         if let Some(keep) = keep_done
             && purged.is_none_or(|at| at.elapsed() >= PURGE_EVERY)
@@ -158,10 +162,20 @@ async fn work(
                 Err(error) => tracing::warn!(%error, "the outbox could not be purged"),
             }
         }
-        if let Err(error) = courier.deliver_due().await {
-            tracing::warn!(%error, "the outbox cannot be read; delivery waits");
-        }
-        if let Ok(counts) = courier.outbox.counts().await {
+        let delivered = match courier.deliver_due().await {
+            Ok(report) => report != RoundReport::default(),
+            Err(error) => {
+                tracing::warn!(%error, "the outbox cannot be read; delivery waits");
+                false
+            }
+        };
+        // Counting every row is not free on a large outbox: after a round that changed
+        // something, else now and then (for what other processes did).
+        let stale = counted.is_none_or(|at: std::time::Instant| at.elapsed() >= COUNT_EVERY);
+        if (delivered || stale)
+            && let Ok(counts) = courier.outbox.counts().await
+        {
+            counted = Some(std::time::Instant::now());
             let states = [
                 ("pending", counts.pending),
                 ("sent", counts.sent),
