@@ -40,4 +40,9 @@ pub trait SessionRepository: Send + Sync {
 
     /// False when there was no such session.
     async fn delete_session(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Deletes the sessions that can never count again: expired before `expired_before`,
+    /// or begun before their user's `sessions_valid_from` (locked, deactivated or given a
+    /// new password since); how many.
+    async fn purge_ended(&self, expired_before: Timestamp) -> Result<u64, StoreError>;
 }

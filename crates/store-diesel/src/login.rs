@@ -14,7 +14,7 @@ use userd_ports::tokens::TokenHash;
 
 use crate::connection::{Database, write_transaction};
 use crate::errors::{store_error, violated_key};
-use crate::schema::{login_settings, organizations, sessions};
+use crate::schema::{login_settings, organizations, sessions, users};
 use crate::stored::{decode_complexity, decode_lockout, encode_complexity, encode_lockout};
 
 /// The stored key of a scope: an organization's id, or '' for the instance.
@@ -346,5 +346,27 @@ impl SessionRepository for Database {
                 .map_err(store_error)
         })
         .await
+    }
+
+    async fn purge_ended(&self, expired_before: Timestamp) -> Result<u64, StoreError> {
+        let before = expired_before.unix_micros();
+        let deleted = self
+            .run(move |conn| {
+                let ended_by_user = users::table
+                    .filter(users::id.eq(sessions::user_id))
+                    .filter(users::sessions_valid_from_us.ge(sessions::created_at_us))
+                    .select(users::id);
+                diesel::delete(
+                    sessions::table.filter(
+                        sessions::expires_at_us
+                            .lt(before)
+                            .or(diesel::dsl::exists(ended_by_user)),
+                    ),
+                )
+                .execute(conn)
+                .map_err(store_error)
+            })
+            .await?;
+        Ok(u64::try_from(deleted).unwrap_or_default())
     }
 }

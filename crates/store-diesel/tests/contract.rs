@@ -1240,6 +1240,54 @@ async fn settings_are_stored_per_scope_and_sessions_round_trip(db: TestDatabase)
     assert!(f.db.delete_session("s1").await.unwrap());
     assert!(!f.db.delete_session("s1").await.unwrap());
     assert_eq!(f.db.find_session("s1").await.unwrap(), None);
+
+    // Purged: sessions expired long enough ago, and those their user's lock ended.
+    let later = SystemClock
+        .now()
+        .saturating_add(std::time::Duration::from_secs(3600));
+    let other = f.create("u2", &f.org, &[]).await.unwrap();
+    let sessions = [
+        (
+            "expired",
+            &other,
+            Some(5_000),
+            Timestamp::from_unix_micros(100),
+        ),
+        (
+            "ended-by-lock",
+            &user,
+            None,
+            Timestamp::from_unix_micros(100),
+        ),
+        ("after-lock", &user, None, later),
+        ("open", &other, None, later),
+    ];
+    for (id, owner, expires, created) in sessions {
+        f.db.create_session(&SessionRecord {
+            id: id.into(),
+            user_id: owner.id.clone(),
+            expires_at: expires.map(Timestamp::from_unix_micros),
+            created,
+            ..session.clone()
+        })
+        .await
+        .unwrap();
+    }
+    f.run(&user, Command::Lock).await;
+    assert_eq!(
+        f.db.purge_ended(Timestamp::from_unix_micros(10_000))
+            .await
+            .unwrap(),
+        2
+    );
+    for (id, kept) in [
+        ("expired", false),
+        ("ended-by-lock", false),
+        ("after-lock", true),
+        ("open", true),
+    ] {
+        assert_eq!(f.db.find_session(id).await.unwrap().is_some(), kept, "{id}");
+    }
 }
 
 fn reset_message(f: &Fixture, user: &User, n: u32) -> userd_ports::notify::OutboundMessage {

@@ -1,7 +1,8 @@
 //! The delivery worker: a thread of its own that carries the outbox's messages to the
 //! notifiers, woken when this process stores a message and otherwise every
 //! `notify.poll_interval_ms` (for messages other processes stored, and for retries).
-//! Requests never wait on it.
+//! Requests never wait on it. Once an hour it also tidies up: done messages older than
+//! `notify.keep_done_days`, and login sessions that can never count again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,16 +11,18 @@ use prometheus::{IntCounterVec, IntGaugeVec, Opts};
 use tokio::sync::{Notify, watch};
 use userd_app::clock::SystemClock;
 use userd_app::messages::{Courier, Delivery, RetryPolicy, RoundReport};
+use userd_domain::Timestamp;
 use userd_notify::{Notifiers, SetupError, SmtpNotifier, WebhookNotifier};
 use userd_ports::notify::{Notifier, Outbox};
+use userd_ports::sessions::SessionRepository;
 
 use crate::settings::NotifySettings;
 
 /// Messages claimed at a time.
 const BATCH: u32 = 16;
 
-/// How often done messages are purged.
-const PURGE_EVERY: Duration = Duration::from_secs(3600);
+/// How often done messages and ended sessions are purged.
+const TIDY_EVERY: Duration = Duration::from_secs(3600);
 
 /// How often the outbox is counted for metrics when this process delivered nothing.
 const COUNT_EVERY: Duration = Duration::from_secs(15);
@@ -98,6 +101,7 @@ impl DeliveryWorker {
     }
 
     pub fn start(
+        sessions: Arc<dyn SessionRepository>,
         outbox: Arc<dyn Outbox>,
         notifier: Arc<dyn Notifier>,
         settings: &NotifySettings,
@@ -125,7 +129,11 @@ impl DeliveryWorker {
         let thread = std::thread::Builder::new()
             .name("userd-delivery".to_owned())
             .spawn(move || {
-                runtime.block_on(work(courier, poll, keep_done, metrics, wake, stop));
+                let tidy = Tidy {
+                    sessions,
+                    keep_done,
+                };
+                runtime.block_on(work(courier, poll, tidy, metrics, wake, stop));
             })?;
         Ok(DeliveryWorker { thread })
     }
@@ -138,29 +146,46 @@ impl DeliveryWorker {
     }
 }
 
-async fn work(
-    courier: Courier,
-    poll: Duration,
+/// What the worker deletes once an hour.
+struct Tidy {
+    sessions: Arc<dyn SessionRepository>,
     keep_done: Option<Duration>,
-    metrics: DeliveryMetrics,
-    wake: Arc<Notify>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut purged: Option<std::time::Instant> = None;
-    let mut counted: Option<std::time::Instant> = None;
-    while !*stop.borrow() {
-        if let Some(keep) = keep_done
-            && purged.is_none_or(|at| at.elapsed() >= PURGE_EVERY)
-        {
-            purged = Some(std::time::Instant::now());
-            let now = courier.clock.now().unix_micros();
+}
+
+impl Tidy {
+    async fn run(&self, courier: &Courier) {
+        let now = courier.clock.now();
+        if let Some(keep) = self.keep_done {
             let keep = i64::try_from(keep.as_micros()).unwrap_or(i64::MAX);
-            let before = userd_domain::Timestamp::from_unix_micros(now.saturating_sub(keep));
+            let before = Timestamp::from_unix_micros(now.unix_micros().saturating_sub(keep));
             match courier.outbox.purge_done(before).await {
                 Ok(0) => {}
                 Ok(count) => tracing::info!(count, "purged old messages from the outbox"),
                 Err(error) => tracing::warn!(%error, "the outbox could not be purged"),
             }
+        }
+        match self.sessions.purge_ended(now).await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "purged ended login sessions"),
+            Err(error) => tracing::warn!(%error, "ended sessions could not be purged"),
+        }
+    }
+}
+
+async fn work(
+    courier: Courier,
+    poll: Duration,
+    tidy: Tidy,
+    metrics: DeliveryMetrics,
+    wake: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tidied: Option<std::time::Instant> = None;
+    let mut counted: Option<std::time::Instant> = None;
+    while !*stop.borrow() {
+        if tidied.is_none_or(|at| at.elapsed() >= TIDY_EVERY) {
+            tidied = Some(std::time::Instant::now());
+            tidy.run(&courier).await;
         }
         let delivered = match courier.deliver_due().await {
             Ok(report) => report != RoundReport::default(),

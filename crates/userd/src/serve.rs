@@ -341,6 +341,7 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
     )?;
     let delivery = crate::delivery::DeliveryWorker::start(
         store.clone(),
+        store.clone(),
         notifier,
         &settings.notify,
         crate::delivery::DeliveryMetrics::new(metrics.registry()).map_err(StartError::Metrics)?,
