@@ -390,9 +390,11 @@ impl Courier {
                 let channel = message.message.channel.as_str();
                 match self.notifier.send(&message.message).await {
                     Ok(()) => {
+                        // Counted as soon as the server took it: once the outbox records
+                        // it as sent, every process's counter already includes it.
+                        self.observe("sent");
                         self.outbox.mark_sent(&message.id, self.clock.now()).await?;
                         tracing::info!(message_id = %message.id, channel, "message delivered");
-                        self.observe("sent");
                         report.sent += 1;
                     }
                     Err(error) => {

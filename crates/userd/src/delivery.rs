@@ -13,7 +13,7 @@ use userd_app::clock::SystemClock;
 use userd_app::messages::{Courier, Delivery, RetryPolicy, RoundReport};
 use userd_domain::Timestamp;
 use userd_notify::{Notifiers, SetupError, SmtpNotifier, WebhookNotifier};
-use userd_ports::notify::{Notifier, Outbox};
+use userd_ports::notify::{Notifier, Outbox, OutboxCounts};
 use userd_ports::sessions::SessionRepository;
 
 use crate::settings::NotifySettings;
@@ -182,6 +182,7 @@ async fn work(
 ) {
     let mut tidied: Option<std::time::Instant> = None;
     let mut counted: Option<std::time::Instant> = None;
+    let mut published: Option<OutboxCounts> = None;
     while !*stop.borrow() {
         if tidied.is_none_or(|at| at.elapsed() >= TIDY_EVERY) {
             tidied = Some(std::time::Instant::now());
@@ -201,14 +202,23 @@ async fn work(
             && let Ok(counts) = courier.outbox.counts().await
         {
             counted = Some(std::time::Instant::now());
-            let states = [
-                ("pending", counts.pending),
-                ("sent", counts.sent),
-                ("failed", counts.failed),
-            ];
-            for (state, count) in states {
-                let count = i64::try_from(count).unwrap_or(i64::MAX);
-                metrics.messages.with_label_values(&[state]).set(count);
+            if published != Some(counts) {
+                published = Some(counts);
+                let states = [
+                    ("pending", counts.pending),
+                    ("sent", counts.sent),
+                    ("failed", counts.failed),
+                ];
+                for (state, count) in states {
+                    let count = i64::try_from(count).unwrap_or(i64::MAX);
+                    metrics.messages.with_label_values(&[state]).set(count);
+                }
+                tracing::info!(
+                    pending = counts.pending,
+                    sent = counts.sent,
+                    failed = counts.failed,
+                    "outbox counts changed"
+                );
             }
         }
         // Sleep until the next retry falls due, at most one poll interval.

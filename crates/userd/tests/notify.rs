@@ -210,18 +210,18 @@ fn metric(client: &support::Client, series: &str) -> Option<f64> {
         .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
 }
 
-/// Waits until `series` reads `wanted`: the worker updates it after each delivery round,
-/// which nothing announces, so this polls, within a deadline.
-fn wait_for_metric(userd: &Userd, series: &str, wanted: f64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while metric(&userd.client, series) != Some(wanted) {
-        assert!(
-            Instant::now() < deadline,
-            "{series} is {:?}, not {wanted}",
-            metric(&userd.client, series)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Waits until the worker of `userd` publishes outbox counts that `wanted` accepts
+/// (it logs them whenever they change, after setting the gauges).
+fn wait_for_counts(userd: &Userd, mark: usize, wanted: impl Fn(u64, u64) -> bool) {
+    userd.wait_for_log_line(mark, |line| {
+        serde_json::from_str::<Value>(line).is_ok_and(|entry| {
+            entry["message"] == "outbox counts changed"
+                && wanted(
+                    entry["pending"].as_u64().unwrap_or(u64::MAX),
+                    entry["sent"].as_u64().unwrap_or(u64::MAX),
+                )
+        })
+    });
 }
 
 fn reset_codes_reach_the_user_by_email_and_sms(db: TestDatabase) {
@@ -303,8 +303,11 @@ fn reset_codes_reach_the_user_by_email_and_sms(db: TestDatabase) {
         (400, "INVALID_URL_TEMPLATE")
     );
 
-    wait_for_metric(&w.userd, "userd_outbox_messages{state=\"sent\"}", 3.0);
-    wait_for_metric(&w.userd, "userd_outbox_messages{state=\"pending\"}", 0.0);
+    wait_for_counts(&w.userd, 0, |pending, sent| (pending, sent) == (0, 3));
+    assert_eq!(
+        metric(&w.userd.client, "userd_outbox_messages{state=\"sent\"}"),
+        Some(3.0)
+    );
     assert_eq!(
         metric(
             &w.userd.client,
@@ -336,7 +339,11 @@ fn delivery_survives_a_mail_server_down_and_a_restart(db: TestDatabase) {
         "the request does not wait on the mail server"
     );
     w.userd.wait_for_log(mark, "will retry");
-    wait_for_metric(&w.userd, "userd_outbox_messages{state=\"pending\"}", 1.0);
+    wait_for_counts(&w.userd, mark, |pending, _| pending == 1);
+    assert_eq!(
+        metric(&w.userd.client, "userd_outbox_messages{state=\"pending\"}"),
+        Some(1.0)
+    );
 
     // userd stops with the message still waiting; the server comes back; userd starts.
     w.userd.stop();
@@ -344,7 +351,7 @@ fn delivery_survives_a_mail_server_down_and_a_restart(db: TestDatabase) {
     w.userd.restart();
     let mail = sink.wait_for(to("ada@example.com"));
     assert!(mail["text"].as_str().unwrap().contains("Your code: "));
-    wait_for_metric(&w.userd, "userd_outbox_messages{state=\"sent\"}", 1.0);
+    wait_for_counts(&w.userd, 0, |pending, sent| (pending, sent) == (0, 1));
 
     // And down again while userd runs: retried until the server is back.
     drop(sink);
@@ -392,17 +399,14 @@ fn two_processes_share_one_outbox_and_send_each_message_once(db: TestDatabase) {
         (USERS_COUNT, USERS_COUNT),
         "each message once: {mails:?}"
     );
-    // Between them, the two processes delivered each message once: their counters add
-    // up to it once both have recorded their last delivery.
+    // Between them, the two processes delivered each message once. A process counts a
+    // delivery before recording it, and this one publishes the outbox's counts after
+    // rounds and every 15 s: once it shows all sent, both counters are final.
+    wait_for_counts(&w.userd, 0, |_, sent| sent == USERS_COUNT as u64);
     let sent = "userd_outbox_deliveries_total{outcome=\"sent\"}";
-    let total =
-        || metric(&w.userd.client, sent).unwrap_or(0.0) + metric(&peer.client, sent).unwrap_or(0.0);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while total() < USERS_COUNT as f64 {
-        assert!(Instant::now() < deadline, "only {} recorded", total());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(total(), USERS_COUNT as f64);
+    let here = metric(&w.userd.client, sent).unwrap_or(0.0);
+    let there = metric(&peer.client, sent).unwrap_or(0.0);
+    assert_eq!(here + there, USERS_COUNT as f64, "{here} + {there}");
     assert_eq!(sink.all(|v| v["kind"] == "email").len(), USERS_COUNT);
 }
 
