@@ -194,9 +194,7 @@ pub(crate) fn returned(code: &NewCode) -> Option<String> {
 fn answer(details: ResourceDetails, code: Option<NewCode>) -> ContactChange {
     ContactChange {
         details,
-        code: code
-            .filter(|c| c.delivery == CodeDelivery::Return)
-            .map(|c| c.code),
+        code: code.as_ref().and_then(returned),
     }
 }
 
