@@ -16,7 +16,7 @@ mod users_v2;
 mod users_v3alpha;
 
 pub use observability::RpcMetrics;
-pub use server::{RpcServer, router, serve};
+pub use server::{RpcServer, WorkerInbox, Workers, accept, router, serve_connections, workers};
 
 /// The code generated from `proto/` (see `build.rs`).
 #[allow(

@@ -2,7 +2,21 @@
 //! `grpc.health.v1.Health` and server reflection beside ZITADEL's services.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder as AutoBuilder;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::mpsc;
+use tower::{Service, ServiceBuilder};
+use tower_http::catch_panic::CatchPanicLayer;
 
 use connectrpc::{ConnectError, Router};
 use connectrpc_health::{Checker, HealthService, Status};
@@ -86,22 +100,409 @@ pub fn router(services: &RpcServer) -> Result<Router, ConnectError> {
     Ok(connectrpc_reflection::install(router, reflector))
 }
 
-/// Serves until `shutdown` completes, then lets calls in flight finish.
-pub async fn serve(
-    services: RpcServer,
+/// How long a new connection may take to send its first request's head (HTTP/1.1) or
+/// the HTTP/2 preface, before it is closed: a client that connects and stays silent must
+/// not hold a connection forever.
+const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connection handed to an RPC worker, and the count of that worker's open ones.
+pub struct Handover {
+    stream: std::net::TcpStream,
+    open: Arc<AtomicUsize>,
+}
+
+/// One RPC worker's end of the hand-over: the connections the acceptor gives it.
+pub struct WorkerInbox {
+    incoming: mpsc::UnboundedReceiver<Handover>,
+}
+
+/// The acceptor's end: one sender per worker, with its count of open connections.
+pub struct Workers {
+    workers: Vec<(mpsc::UnboundedSender<Handover>, Arc<AtomicUsize>)>,
+    next: usize,
+}
+
+/// The hand-over between one acceptor and `count` workers.
+pub fn workers(count: usize) -> (Workers, Vec<WorkerInbox>) {
+    let (mut senders, mut inboxes) = (Vec::new(), Vec::new());
+    for _ in 0..count.max(1) {
+        let (sender, incoming) = mpsc::unbounded_channel();
+        senders.push((sender, Arc::new(AtomicUsize::new(0))));
+        inboxes.push(WorkerInbox { incoming });
+    }
+    (
+        Workers {
+            workers: senders,
+            next: 0,
+        },
+        inboxes,
+    )
+}
+
+impl Workers {
+    /// Gives a connection to the worker with the fewest open ones (in turn among equals):
+    /// workers accepting from a shared socket themselves take connections as they race
+    /// for them, and one thread may end up carrying every client while the others idle.
+    fn hand_over(&mut self, stream: std::net::TcpStream) -> std::io::Result<()> {
+        let count = self.workers.len();
+        let chosen = (0..count)
+            .map(|offset| (self.next + offset) % count)
+            .min_by_key(|&index| self.workers[index].1.load(Ordering::Relaxed))
+            .ok_or_else(|| std::io::Error::other("no RPC workers"))?;
+        self.next = (chosen + 1) % count;
+        let (sender, open) = &self.workers[chosen];
+        open.fetch_add(1, Ordering::Relaxed);
+        sender
+            .send(Handover {
+                stream,
+                open: Arc::clone(open),
+            })
+            .map_err(|_| std::io::Error::other("an RPC worker has stopped"))
+    }
+}
+
+/// Accepts connections until `shutdown` completes, handing each to a worker.
+pub async fn accept(
     listener: tokio::net::TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    mut workers: Workers,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                // Small frames both ways: Nagle's delay would hold HTTP/2's control
+                // frames and short answers back for a round trip.
+                if let Err(error) = stream.set_nodelay(true) {
+                    tracing::debug!(%error, "could not set TCP_NODELAY on an RPC connection");
+                }
+                workers.hand_over(stream.into_std()?)?;
+            }
+            // Out of file descriptors, or a connection reset before it was accepted:
+            // the listener itself is fine; pausing lets descriptors free up.
+            Err(error) if is_transient(&error) => {
+                tracing::warn!(%error, "RPC listener could not accept a connection; retrying");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+fn is_transient(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionReset, Interrupted, WouldBlock};
+    matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
+    ) || error.raw_os_error().is_some_and(|code| {
+        // EMFILE, ENFILE, ENOBUFS, ENOMEM
+        matches!(code, 24 | 23 | 105 | 12)
+    })
+}
+
+/// Serves the connections handed to one worker, on the runtime it is called on, until
+/// `shutdown` completes; then asks every connection to finish (HTTP/2 GOAWAY, HTTP/1.1
+/// close after the answer in progress) and waits for the calls in flight.
+pub async fn serve_connections(
+    services: RpcServer,
+    mut inbox: WorkerInbox,
+    shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let router = router(&services).map_err(std::io::Error::other)?;
-    let service = connectrpc::ConnectRpcService::new(router).with_interceptor(Observe {
-        metrics: services.metrics,
-    });
-    connectrpc::Server::from_listener(listener)
-        // userd's messages are a few hundred bytes: hyper's default 64 KiB windows never
-        // fill, and the adaptive window would cost a PING round trip on the connection
-        // for every request body it samples.
-        .with_http2_adaptive_window(false)
-        .serve_with_service_and_shutdown(service, shutdown)
-        .await
-        .map_err(std::io::Error::other)
+    let service = ServiceBuilder::new()
+        .layer(CatchPanicLayer::custom(answer_panic as fn(_) -> _))
+        .service(
+            connectrpc::ConnectRpcService::new(router).with_interceptor(Observe {
+                metrics: services.metrics,
+            }),
+        );
+    let mut builder = AutoBuilder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(FIRST_REQUEST_TIMEOUT);
+    // userd's messages are a few hundred bytes: hyper's default 64 KiB windows never
+    // fill, and the adaptive window would cost a PING round trip on the connection for
+    // every request body it samples.
+    builder.http2().adaptive_window(false);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let handover = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            handover = inbox.incoming.recv() => match handover {
+                Some(handover) => handover,
+                None => break,
+            },
+        };
+        let Handover { stream, open } = handover;
+        let open = OpenConnection(open);
+        let stream = match tokio::net::TcpStream::from_std(stream) {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "an RPC connection could not join its worker");
+                continue;
+            }
+        };
+        let service = service.clone();
+        let per_request = hyper::service::service_fn(move |request| {
+            let mut service = service.clone();
+            async move { service.call(request).await }
+        });
+        let io = TokioIo::new(FirstBytesDeadline::new(stream, FIRST_REQUEST_TIMEOUT));
+        let connection = graceful.watch(builder.serve_connection(io, per_request).into_owned());
+        tokio::spawn(async move {
+            let _open = open;
+            if let Err(error) = connection.await {
+                tracing::debug!(error = %error, "RPC connection ended with an error");
+            }
+        });
+    }
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Counts a worker's connection as open until it ends.
+struct OpenConnection(Arc<AtomicUsize>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A handler that panicked answers `internal` instead of dropping the stream.
+fn answer_panic(panic: Box<dyn std::any::Any + Send>) -> http::Response<Full<Bytes>> {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = %detail, "an RPC handler panicked");
+    let mut answer = http::Response::new(Full::new(
+        ConnectError::internal("internal error").to_json(),
+    ));
+    *answer.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+    answer.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    answer
+}
+
+/// A connection's reads fail once `deadline` passes before the client has chosen its
+/// protocol (HTTP/1.1, or HTTP/2's 24-byte preface). hyper's header timeout covers
+/// HTTP/1.1 once chosen; before that, hyper-util's protocol detection waits without one.
+struct FirstBytesDeadline {
+    stream: tokio::net::TcpStream,
+    detecting: Option<Detecting>,
+}
+
+struct Detecting {
+    preface_seen: usize,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+impl FirstBytesDeadline {
+    fn new(stream: tokio::net::TcpStream, within: Duration) -> Self {
+        FirstBytesDeadline {
+            stream,
+            detecting: Some(Detecting {
+                preface_seen: 0,
+                deadline: Box::pin(tokio::time::sleep(within)),
+            }),
+        }
+    }
+}
+
+impl Detecting {
+    /// Whether the protocol is now decided by what was read: an HTTP/2 preface in
+    /// full, anything that is not one, or the client closing.
+    fn decided_by(&mut self, read: &[u8]) -> bool {
+        let rest = &HTTP2_PREFACE[self.preface_seen..];
+        if read.is_empty() || read.len() >= rest.len() || !rest.starts_with(read) {
+            return true;
+        }
+        self.preface_seen += read.len();
+        false
+    }
+}
+
+impl AsyncRead for FirstBytesDeadline {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        let before = buf.filled().len();
+        let read = Pin::new(&mut this.stream).poll_read(cx, buf);
+        let Some(detecting) = &mut this.detecting else {
+            return read;
+        };
+        match read {
+            Poll::Ready(Ok(())) => {
+                if detecting.decided_by(&buf.filled()[before..]) {
+                    this.detecting = None;
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => match detecting.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the client sent no request in time",
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
+            failed @ Poll::Ready(Err(_)) => failed,
+        }
+    }
+}
+
+impl AsyncWrite for FirstBytesDeadline {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A connected pair of loopback sockets: the server's end and the client's.
+    async fn connected() -> (tokio::net::TcpStream, tokio::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (server, client)
+    }
+
+    fn received(inboxes: &mut [WorkerInbox]) -> Vec<Vec<Handover>> {
+        inboxes
+            .iter_mut()
+            .map(|inbox| std::iter::from_fn(|| inbox.incoming.try_recv().ok()).collect::<Vec<_>>())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn connections_go_to_the_worker_with_the_fewest_open() {
+        let (mut workers, mut inboxes) = workers(2);
+        let mut clients = Vec::new();
+        for _ in 0..4 {
+            let (server, client) = connected().await;
+            workers.hand_over(server.into_std().unwrap()).unwrap();
+            clients.push(client);
+        }
+        let mut given = received(&mut inboxes);
+        assert_eq!(given.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2]);
+
+        // Worker 0's two connections end; the next two both go to it.
+        for handover in given[0].drain(..) {
+            drop(OpenConnection(handover.open));
+        }
+        for _ in 0..2 {
+            let (server, client) = connected().await;
+            workers.hand_over(server.into_std().unwrap()).unwrap();
+            clients.push(client);
+        }
+        let given = received(&mut inboxes);
+        assert_eq!(given.iter().map(Vec::len).collect::<Vec<_>>(), [2, 0]);
+    }
+
+    #[tokio::test]
+    async fn a_stopped_worker_is_an_error_for_the_acceptor() {
+        let (mut workers, inboxes) = workers(1);
+        drop(inboxes);
+        let (server, _client) = connected().await;
+        assert!(workers.hand_over(server.into_std().unwrap()).is_err());
+    }
+
+    #[test]
+    fn the_protocol_is_decided_by_a_whole_preface_or_anything_else() {
+        let detecting = || Detecting {
+            preface_seen: 0,
+            deadline: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut split = detecting();
+            assert!(!split.decided_by(&HTTP2_PREFACE[..10]));
+            assert!(split.decided_by(&HTTP2_PREFACE[10..]));
+            assert!(detecting().decided_by(b"POST /zitadel.user.v2"));
+            assert!(detecting().decided_by(b""));
+            assert!(detecting().decided_by(HTTP2_PREFACE));
+            let mut wrong_after_a_start = detecting();
+            assert!(!wrong_after_a_start.decided_by(b"PRI * "));
+            assert!(wrong_after_a_start.decided_by(b"GET"));
+        });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_connection_fails_its_read_at_the_deadline() {
+        let (server, _client) = connected().await;
+        let mut guarded = FirstBytesDeadline::new(server, Duration::from_secs(30));
+        let started = tokio::time::Instant::now();
+        let mut buffer = [0_u8; 16];
+        let error = guarded.read(&mut buffer).await.unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= Duration::from_secs(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn once_the_protocol_is_chosen_reads_wait_without_a_deadline() {
+        let (server, mut client) = connected().await;
+        let mut guarded = FirstBytesDeadline::new(server, Duration::from_secs(30));
+        client
+            .write_all(b"GET /healthz HTTP/1.1\r\n")
+            .await
+            .unwrap();
+        let mut buffer = [0_u8; 64];
+        let read = guarded.read(&mut buffer).await.unwrap();
+        assert!(read > 0);
+        assert!(guarded.detecting.is_none());
+        // Past the deadline, an idle HTTP/2 connection (or hyper's own header timeout
+        // for HTTP/1.1) is none of this wrapper's business any more.
+        tokio::time::advance(Duration::from_secs(60)).await;
+        client.write_all(b"Host: x\r\n").await.unwrap();
+        let read = guarded.read(&mut buffer).await.unwrap();
+        assert_eq!(&buffer[..read], b"Host: x\r\n");
+    }
 }

@@ -1,5 +1,6 @@
 //! Start-up: database, migrations, first-start bootstrap, then the HTTP server.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -398,9 +399,9 @@ async fn run(settings: Settings, database: Database) -> Result<(), StartError> {
 }
 
 /// The RPC listener, served by threads of its own so that RPCs do not wait behind the
-/// HTTP workers: one per worker, each with a single-threaded runtime accepting from the
-/// shared socket, as actix-web's workers do. An RPC then runs start to end on the thread
-/// that read it, with no hand-over between threads.
+/// HTTP workers: an acceptor hands each connection to the worker with the fewest, and
+/// each worker runs a single-threaded runtime, as actix-web's do. An RPC then runs start
+/// to end on the thread that read it, with no hand-over between threads.
 struct RpcListener {
     threads: Vec<std::thread::JoinHandle<std::io::Result<()>>>,
 }
@@ -422,6 +423,33 @@ impl RpcListener {
     }
 }
 
+/// A thread running `work` on a single-threaded runtime of its own, until `stop`.
+fn rpc_thread<W, F>(
+    name: String,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    work: W,
+) -> Result<std::thread::JoinHandle<std::io::Result<()>>, StartError>
+where
+    W: FnOnce(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> F + Send + 'static,
+    F: Future<Output = std::io::Result<()>>,
+{
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let stopped = Box::pin(async move {
+                    // An error means the sender is gone: the process is ending.
+                    let _ = stop.wait_for(|stopping| *stopping).await;
+                });
+                work(stopped).await
+            })
+        })
+        .map_err(StartError::Rpc)
+}
+
 fn start_rpc(
     server: &crate::settings::ServerSettings,
     services: userd_api_rpc::RpcServer,
@@ -435,32 +463,28 @@ fn start_rpc(
     let listener = std::net::TcpListener::bind(&address).map_err(bind_error)?;
     listener.set_nonblocking(true).map_err(bind_error)?;
     let bound = listener.local_addr().map_err(StartError::Rpc)?;
-    let workers = match server.workers {
+    let count = match server.workers {
         0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         n => n,
     };
-    let mut threads = Vec::with_capacity(workers);
-    for worker in 0..workers {
-        let listener = listener.try_clone().map_err(StartError::Rpc)?;
-        let (services, mut stop) = (services.clone(), stop.clone());
-        let thread = std::thread::Builder::new()
-            .name(format!("userd-rpc-{worker}"))
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
-                runtime.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener)?;
-                    let stopped = async move {
-                        // An error means the sender is gone: the process is ending.
-                        let _ = stop.wait_for(|stopping| *stopping).await;
-                    };
-                    userd_api_rpc::serve(services, listener, stopped).await
-                })
-            })
-            .map_err(StartError::Rpc)?;
-        threads.push(thread);
+    let (workers, inboxes) = userd_api_rpc::workers(count);
+    let mut threads = Vec::with_capacity(count + 1);
+    for (worker, inbox) in inboxes.into_iter().enumerate() {
+        let services = services.clone();
+        threads.push(rpc_thread(
+            format!("userd-rpc-{worker}"),
+            stop.clone(),
+            move |stopped| userd_api_rpc::serve_connections(services, inbox, stopped),
+        )?);
     }
+    threads.push(rpc_thread(
+        "userd-rpc-accept".to_owned(),
+        stop,
+        move |stopped| async move {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            userd_api_rpc::accept(listener, workers, stopped).await
+        },
+    )?);
     tracing::info!(rpc_address = %bound, "RPC (gRPC, gRPC-web, Connect) on http://{bound}");
     Ok(RpcListener { threads })
 }
