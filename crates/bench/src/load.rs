@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use buffa::MessageField;
 use connectrpc::Protocol;
-use connectrpc::client::{ClientConfig, HttpClient};
+use connectrpc::client::{BoxFuture, ClientBody, ClientConfig, ClientTransport};
 use userd_api_rpc::proto::zitadel::resources::user::v3alpha as v3;
 use v3::ZitadelUsersClient;
 
@@ -164,7 +164,7 @@ struct Shared {
     client: Client,
     /// A gRPC channel (its own HTTP/2 connection) per client task, as the REST clients
     /// each keep their own keep-alive connection.
-    rpc: Vec<ZitadelUsersClient<HttpClient>>,
+    rpc: Vec<ZitadelUsersClient<Http2Channel>>,
     base: String,
     authorization: String,
     errors: AtomicU64,
@@ -223,6 +223,55 @@ impl Shared {
 }
 
 type Samples = Vec<Vec<Duration>>;
+
+/// One HTTP/2 connection, as a gRPC channel: hyper's own HTTP/2 client connection, the
+/// transport gRPC clients in Rust are built on, without the connection pool that
+/// connectrpc's general-purpose `HttpClient` keeps (pool look-ups, per-request
+/// connection checks). Each client task has its own, as each REST client has its own
+/// keep-alive connection.
+#[derive(Clone)]
+struct Http2Channel {
+    sender: hyper::client::conn::http2::SendRequest<ClientBody>,
+}
+
+impl ClientTransport for Http2Channel {
+    type ResponseBody = hyper::body::Incoming;
+    type Error = hyper::Error;
+
+    fn send(
+        &self,
+        request: hyper::Request<ClientBody>,
+    ) -> BoxFuture<'static, Result<hyper::Response<hyper::body::Incoming>, hyper::Error>> {
+        let mut sender = self.sender.clone();
+        Box::pin(async move {
+            sender.ready().await?;
+            sender.send_request(request).await
+        })
+    }
+}
+
+/// Opens `count` HTTP/2 connections to the RPC port.
+async fn rpc_channels(base: &str, count: usize) -> Result<Vec<Http2Channel>, Error> {
+    let uri: hyper::Uri = base.parse()?;
+    let address = format!(
+        "{}:{}",
+        uri.host().ok_or("the RPC URL has no host")?,
+        uri.port_u16().unwrap_or(80)
+    );
+    let mut channels = Vec::with_capacity(count);
+    for _ in 0..count {
+        let stream = tokio::net::TcpStream::connect(&address).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await?;
+        tokio::spawn(connection);
+        channels.push(Http2Channel { sender });
+    }
+    Ok(channels)
+}
 
 async fn flow_iteration(shared: &Shared, client: usize, n: u64, samples: &mut Samples) -> bool {
     const USERS: &str = "/resources/v3alpha/users";
@@ -407,10 +456,10 @@ pub async fn run(settings: &LoadSettings) -> Result<LoadReport, Error> {
         .with_default_header("authorization", format!("Bearer {}", settings.token));
     let shared = Arc::new(Shared {
         client,
-        rpc: (0..settings.clients.max(1))
-            .map(|_| {
-                ZitadelUsersClient::new(HttpClient::plaintext_http2_only(), rpc_config.clone())
-            })
+        rpc: rpc_channels(&settings.rpc_base, settings.clients.max(1))
+            .await?
+            .into_iter()
+            .map(|channel| ZitadelUsersClient::new(channel, rpc_config.clone()))
             .collect(),
         base: settings.base.clone(),
         authorization: format!("Bearer {}", settings.token),
