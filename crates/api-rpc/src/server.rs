@@ -14,7 +14,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as AutoBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -108,7 +108,7 @@ const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// A connection handed to an RPC worker, and the count of that worker's open ones.
 pub struct Handover {
     stream: std::net::TcpStream,
-    open: Arc<AtomicUsize>,
+    open: OpenConnection,
 }
 
 /// One RPC worker's end of the hand-over: the connections the acceptor gives it.
@@ -120,10 +120,15 @@ pub struct WorkerInbox {
 pub struct Workers {
     workers: Vec<(mpsc::UnboundedSender<Handover>, Arc<AtomicUsize>)>,
     next: usize,
+    most_open_each: usize,
+    /// Told whenever a connection ends, so that an acceptor waiting for room wakes.
+    closed: Arc<Notify>,
 }
 
-/// The hand-over between one acceptor and `count` workers.
-pub fn workers(count: usize) -> (Workers, Vec<WorkerInbox>) {
+/// The hand-over between one acceptor and `count` workers, each holding at most
+/// `most_open_each` connections at once (`server.max_connections`, as on the HTTP port);
+/// more wait in the listen queue.
+pub fn workers(count: usize, most_open_each: usize) -> (Workers, Vec<WorkerInbox>) {
     let (mut senders, mut inboxes) = (Vec::new(), Vec::new());
     for _ in 0..count.max(1) {
         let (sender, incoming) = mpsc::unbounded_channel();
@@ -134,12 +139,20 @@ pub fn workers(count: usize) -> (Workers, Vec<WorkerInbox>) {
         Workers {
             workers: senders,
             next: 0,
+            most_open_each: most_open_each.max(1),
+            closed: Arc::new(Notify::new()),
         },
         inboxes,
     )
 }
 
 impl Workers {
+    fn all_full(&self) -> bool {
+        self.workers
+            .iter()
+            .all(|(_, open)| open.load(Ordering::Relaxed) >= self.most_open_each)
+    }
+
     /// Gives a connection to the worker with the fewest open ones (in turn among equals):
     /// workers accepting from a shared socket themselves take connections as they race
     /// for them, and one thread may end up carrying every client while the others idle.
@@ -155,7 +168,10 @@ impl Workers {
         sender
             .send(Handover {
                 stream,
-                open: Arc::clone(open),
+                open: OpenConnection {
+                    open: Arc::clone(open),
+                    closed: Arc::clone(&self.closed),
+                },
             })
             .map_err(|_| std::io::Error::other("an RPC worker has stopped"))
     }
@@ -169,6 +185,14 @@ pub async fn accept(
 ) -> std::io::Result<()> {
     tokio::pin!(shutdown);
     loop {
+        while workers.all_full() {
+            let closed = Arc::clone(&workers.closed);
+            tokio::select! {
+                biased;
+                () = &mut shutdown => return Ok(()),
+                () = closed.notified() => {}
+            }
+        }
         let accepted = tokio::select! {
             biased;
             () = &mut shutdown => return Ok(()),
@@ -242,7 +266,6 @@ pub async fn serve_connections(
             },
         };
         let Handover { stream, open } = handover;
-        let open = OpenConnection(open);
         let stream = match tokio::net::TcpStream::from_std(stream) {
             Ok(stream) => stream,
             Err(error) => {
@@ -269,11 +292,16 @@ pub async fn serve_connections(
 }
 
 /// Counts a worker's connection as open until it ends.
-struct OpenConnection(Arc<AtomicUsize>);
+struct OpenConnection {
+    open: Arc<AtomicUsize>,
+    closed: Arc<Notify>,
+}
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        // A stored permit if the acceptor is not waiting yet: it then finds room at once.
+        self.closed.notify_one();
     }
 }
 
@@ -421,7 +449,7 @@ mod tests {
 
     #[tokio::test]
     async fn connections_go_to_the_worker_with_the_fewest_open() {
-        let (mut workers, mut inboxes) = workers(2);
+        let (mut workers, mut inboxes) = workers(2, 100);
         let mut clients = Vec::new();
         for _ in 0..4 {
             let (server, client) = connected().await;
@@ -433,7 +461,7 @@ mod tests {
 
         // Worker 0's two connections end; the next two both go to it.
         for handover in given[0].drain(..) {
-            drop(OpenConnection(handover.open));
+            drop(handover.open);
         }
         for _ in 0..2 {
             let (server, client) = connected().await;
@@ -446,10 +474,35 @@ mod tests {
 
     #[tokio::test]
     async fn a_stopped_worker_is_an_error_for_the_acceptor() {
-        let (mut workers, inboxes) = workers(1);
+        let (mut workers, inboxes) = workers(1, 100);
         drop(inboxes);
         let (server, _client) = connected().await;
         assert!(workers.hand_over(server.into_std().unwrap()).is_err());
+    }
+
+    #[tokio::test]
+    async fn the_acceptor_waits_while_every_worker_is_full() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (workers, mut inboxes) = workers(1, 1);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let acceptor = tokio::spawn(accept(listener, workers, async {
+            let _ = stopped.await;
+        }));
+        let _first = tokio::net::TcpStream::connect(address).await.unwrap();
+        let _second = tokio::net::TcpStream::connect(address).await.unwrap();
+        let first = inboxes[0].incoming.recv().await.unwrap();
+        // The second connection waits in the listen queue until the first one ends. The
+        // acceptor is on this thread: yielding lets it run as far as it can.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(inboxes[0].incoming.try_recv().is_err());
+        drop(first);
+        let second = inboxes[0].incoming.recv().await.unwrap();
+        drop(second);
+        stop.send(()).unwrap();
+        acceptor.await.unwrap().unwrap();
     }
 
     #[test]

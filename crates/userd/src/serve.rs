@@ -467,7 +467,7 @@ fn start_rpc(
         0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         n => n,
     };
-    let (workers, inboxes) = userd_api_rpc::workers(count);
+    let (workers, inboxes) = userd_api_rpc::workers(count, server.max_connections);
     let mut threads = Vec::with_capacity(count + 1);
     for (worker, inbox) in inboxes.into_iter().enumerate() {
         let services = services.clone();

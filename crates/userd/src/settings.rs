@@ -195,7 +195,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     (
         "server.max_connections",
         "25000",
-        "open connections per worker thread",
+        "open connections per worker thread, on each port",
     ),
     (
         "server.token_cache_ms",
