@@ -205,7 +205,12 @@ pub async fn accept(
                 if let Err(error) = stream.set_nodelay(true) {
                     tracing::debug!(%error, "could not set TCP_NODELAY on an RPC connection");
                 }
-                workers.hand_over(stream.into_std()?)?;
+                // Leaving this runtime's reactor can fail for this one socket only;
+                // the listener goes on.
+                match stream.into_std() {
+                    Ok(stream) => workers.hand_over(stream)?,
+                    Err(error) => tracing::warn!(%error, "an RPC connection was dropped"),
+                }
             }
             // Out of file descriptors, or a connection reset before it was accepted:
             // the listener itself is fine; pausing lets descriptors free up.
