@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as AutoBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -239,6 +239,21 @@ fn is_transient(error: &std::io::Error) -> bool {
 /// close after the answer in progress) and waits for the calls in flight.
 pub async fn serve_connections(
     services: RpcServer,
+    inbox: WorkerInbox,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    // Connections and their HTTP/2 streams are tasks of one LocalSet, as actix-web's
+    // workers run theirs. A database call finishing on the blocking pool wakes its task
+    // from another thread; tokio's scheduler pays a write to the runtime's eventfd for
+    // every such wake-up, while a LocalSet already woken takes further ones for free.
+    // In the gRPC flow that was 1.7 wake-up writes per RPC against REST's 0.4 (strace).
+    tokio::task::LocalSet::new()
+        .run_until(serve_on_this_thread(services, inbox, shutdown))
+        .await
+}
+
+async fn serve_on_this_thread(
+    services: RpcServer,
     mut inbox: WorkerInbox,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -250,7 +265,7 @@ pub async fn serve_connections(
                 metrics: services.metrics,
             }),
         );
-    let mut builder = AutoBuilder::new(TokioExecutor::new());
+    let mut builder = AutoBuilder::new(LocalExecutor);
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -285,7 +300,7 @@ pub async fn serve_connections(
         });
         let io = TokioIo::new(FirstBytesDeadline::new(stream, FIRST_REQUEST_TIMEOUT));
         let connection = graceful.watch(builder.serve_connection(io, per_request).into_owned());
-        tokio::spawn(async move {
+        tokio::task::spawn_local(async move {
             let _open = open;
             if let Err(error) = connection.await {
                 tracing::debug!(error = %error, "RPC connection ended with an error");
@@ -294,6 +309,19 @@ pub async fn serve_connections(
     }
     graceful.shutdown().await;
     Ok(())
+}
+
+/// Runs hyper's per-stream tasks on the worker's LocalSet, beside their connection.
+#[derive(Clone, Copy)]
+struct LocalExecutor;
+
+impl<F> hyper::rt::Executor<F> for LocalExecutor
+where
+    F: Future + 'static,
+{
+    fn execute(&self, future: F) {
+        tokio::task::spawn_local(future);
+    }
 }
 
 /// Counts a worker's connection as open until it ends.
