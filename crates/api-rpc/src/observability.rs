@@ -5,7 +5,7 @@ use std::time::Instant;
 use base64::Engine;
 use buffa::Message;
 use connectrpc::interceptor::{UnaryRequest, UnaryResponse};
-use connectrpc::{ConnectError, Interceptor, Next};
+use connectrpc::{ConnectError, Interceptor, Next, Protocol};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use tracing::Instrument;
 
@@ -76,10 +76,13 @@ impl Interceptor for Observe {
             .trim_start_matches('/')
             .split_once('/')
             .unwrap_or(("unknown", "unknown"));
-        let protocol = req
-            .ctx
-            .protocol()
-            .map_or_else(|| "unknown".to_owned(), |p| format!("{p:?}").to_lowercase());
+        let protocol = match req.ctx.protocol() {
+            Some(Protocol::Grpc) => "grpc",
+            Some(Protocol::GrpcWeb) => "grpcweb",
+            Some(Protocol::Connect) => "connect",
+            // The enum is non-exhaustive: a protocol connectrpc adds later.
+            Some(_) | None => "unknown",
+        };
         let request_id = req
             .ctx
             .header("x-request-id")
