@@ -12,8 +12,8 @@
 //! cargo build --release -p userd -p userd-bench && target/release/perf-bench
 //!     [--seconds 30] [--short] [--backend postgres|sqlite|both|logins] [--userd PATH]
 //!
-//! `--short` runs each part for two seconds: it checks that everything works and
-//! reports, not how fast.
+//! `--short` runs each part for two seconds: it checks that everything works (a failed
+//! request fails the run) and reports, not how fast.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::path::Path;
@@ -82,6 +82,11 @@ async fn load(
     let peak = sampler.join().map_err(|_| "sampler panicked")?;
     if report.errors > 0 {
         eprintln!("{} errors, first: {:?}", report.errors, report.first_errors);
+        // The short run is CI's check that every scenario works: a failed request fails
+        // it. A full run reports errors against its targets instead.
+        if plan.short {
+            return Err(format!("{}: {} requests failed", scenario.name(), report.errors).into());
+        }
     }
     Ok((report, peak))
 }
