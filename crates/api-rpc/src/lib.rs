@@ -7,6 +7,7 @@ mod contact;
 mod convert;
 mod convert_v2;
 mod errors;
+mod idle;
 mod observability;
 mod passwords;
 mod server;
@@ -16,7 +17,9 @@ mod users_v2;
 mod users_v3alpha;
 
 pub use observability::RpcMetrics;
-pub use server::{RpcServer, WorkerInbox, Workers, accept, router, serve_connections, workers};
+pub use server::{
+    ConnectionLimits, RpcServer, WorkerInbox, Workers, accept, router, serve_connections, workers,
+};
 
 /// The code generated from `proto/` (see `build.rs`).
 #[allow(

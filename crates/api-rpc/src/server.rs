@@ -9,10 +9,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http_body_util::BodyExt;
 use http_body_util::Full;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as AutoBuilder;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Notify, mpsc};
 use tower::{Service, ServiceBuilder};
@@ -25,6 +25,7 @@ use userd_ports::contact::ContactService;
 use userd_ports::login::LoginService;
 use userd_ports::service::UserService;
 
+use crate::idle::Activity;
 use crate::observability::{Observe, RpcMetrics};
 use crate::proto::zitadel::resources::user::v3alpha::ZITADEL_USERS_SERVICE_NAME;
 use crate::proto::zitadel::session::v2::SESSION_SERVICE_SERVICE_NAME;
@@ -114,6 +115,18 @@ pub struct Handover {
 /// One RPC worker's end of the hand-over: the connections the acceptor gives it.
 pub struct WorkerInbox {
     incoming: mpsc::UnboundedReceiver<Handover>,
+    idle_timeout: Duration,
+}
+
+/// What bounds the RPC port's connections, as on the HTTP port.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionLimits {
+    /// Connections open at once per worker (`server.max_connections`); more wait in the
+    /// listen queue.
+    pub per_worker: usize,
+    /// A connection that has carried no call for this long is closed
+    /// (`server.keep_alive_secs`): HTTP/2 with a GOAWAY, HTTP/1.1 between requests.
+    pub idle_timeout: Duration,
 }
 
 /// The acceptor's end: one sender per worker, with its count of open connections.
@@ -125,21 +138,22 @@ pub struct Workers {
     closed: Arc<Notify>,
 }
 
-/// The hand-over between one acceptor and `count` workers, each holding at most
-/// `most_open_each` connections at once (`server.max_connections`, as on the HTTP port);
-/// more wait in the listen queue.
-pub fn workers(count: usize, most_open_each: usize) -> (Workers, Vec<WorkerInbox>) {
+/// The hand-over between one acceptor and `count` workers, within `limits`.
+pub fn workers(count: usize, limits: ConnectionLimits) -> (Workers, Vec<WorkerInbox>) {
     let (mut senders, mut inboxes) = (Vec::new(), Vec::new());
     for _ in 0..count.max(1) {
         let (sender, incoming) = mpsc::unbounded_channel();
         senders.push((sender, Arc::new(AtomicUsize::new(0))));
-        inboxes.push(WorkerInbox { incoming });
+        inboxes.push(WorkerInbox {
+            incoming,
+            idle_timeout: limits.idle_timeout,
+        });
     }
     (
         Workers {
             workers: senders,
             next: 0,
-            most_open_each: most_open_each.max(1),
+            most_open_each: limits.per_worker.max(1),
             closed: Arc::new(Notify::new()),
         },
         inboxes,
@@ -236,7 +250,8 @@ fn is_transient(error: &std::io::Error) -> bool {
 
 /// Serves the connections handed to one worker, on the runtime it is called on, until
 /// `shutdown` completes; then asks every connection to finish (HTTP/2 GOAWAY, HTTP/1.1
-/// close after the answer in progress) and waits for the calls in flight.
+/// close after the answer in progress) and waits for the calls in flight. A connection
+/// idle for the inbox's idle timeout is asked to finish the same way.
 pub async fn serve_connections(
     services: RpcServer,
     inbox: WorkerInbox,
@@ -274,12 +289,15 @@ async fn serve_on_this_thread(
     // fill, and the adaptive window would cost a PING round trip on the connection for
     // every request body it samples.
     builder.http2().adaptive_window(false);
-    let graceful = GracefulShutdown::new();
+    let (stop_connections, stopping) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         let handover = tokio::select! {
             biased;
             () = &mut shutdown => break,
+            // Ended connections are reaped as they end: the set holds the open ones.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             handover = inbox.incoming.recv() => match handover {
                 Some(handover) => handover,
                 None => break,
@@ -293,21 +311,57 @@ async fn serve_on_this_thread(
                 continue;
             }
         };
-        let service = service.clone();
-        let per_request = hyper::service::service_fn(move |request| {
-            let mut service = service.clone();
-            async move { service.call(request).await }
-        });
+        let activity = Activity::new();
+        let per_request = {
+            let (service, activity) = (service.clone(), Arc::clone(&activity));
+            hyper::service::service_fn(move |request| {
+                let call = activity.open_call();
+                let mut service = service.clone();
+                async move {
+                    let answer = service.call(request).await;
+                    // The call stays open until its answer's body is sent or dropped.
+                    answer.map(|answer| {
+                        answer.map(|body| {
+                            body.map_frame(move |frame| {
+                                let _still_open = &call;
+                                frame
+                            })
+                        })
+                    })
+                }
+            })
+        };
         let io = TokioIo::new(FirstBytesDeadline::new(stream, FIRST_REQUEST_TIMEOUT));
-        let connection = graceful.watch(builder.serve_connection(io, per_request).into_owned());
-        tokio::task::spawn_local(async move {
+        let connection = builder.serve_connection(io, per_request).into_owned();
+        let (idle_timeout, mut stopping) = (inbox.idle_timeout, stopping.clone());
+        connections.spawn_local(async move {
             let _open = open;
-            if let Err(error) = connection.await {
-                tracing::debug!(error = %error, "RPC connection ended with an error");
+            let mut connection = std::pin::pin!(connection);
+            let mut finishing = false;
+            loop {
+                tokio::select! {
+                    ended = connection.as_mut() => {
+                        if let Err(error) = ended {
+                            tracing::debug!(error = %error, "RPC connection ended with an error");
+                        }
+                        break;
+                    }
+                    () = activity.idle_for(idle_timeout), if !finishing => {
+                        connection.as_mut().graceful_shutdown();
+                        finishing = true;
+                    }
+                    // An error: the worker is gone, which only happens once it stops.
+                    _ = stopping.wait_for(|stop| *stop), if !finishing => {
+                        connection.as_mut().graceful_shutdown();
+                        finishing = true;
+                    }
+                }
             }
         });
     }
-    graceful.shutdown().await;
+    // Sent to connections already open; one opened later sees it at once.
+    stop_connections.send_replace(true);
+    while connections.join_next().await.is_some() {}
     Ok(())
 }
 
@@ -463,6 +517,13 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    fn limits(per_worker: usize) -> ConnectionLimits {
+        ConnectionLimits {
+            per_worker,
+            idle_timeout: Duration::from_secs(5),
+        }
+    }
+
     /// A connected pair of loopback sockets: the server's end and the client's.
     async fn connected() -> (tokio::net::TcpStream, tokio::net::TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -482,7 +543,7 @@ mod tests {
 
     #[tokio::test]
     async fn connections_go_to_the_worker_with_the_fewest_open() {
-        let (mut workers, mut inboxes) = workers(2, 100);
+        let (mut workers, mut inboxes) = workers(2, limits(100));
         let mut clients = Vec::new();
         for _ in 0..4 {
             let (server, client) = connected().await;
@@ -507,7 +568,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stopped_worker_is_an_error_for_the_acceptor() {
-        let (mut workers, inboxes) = workers(1, 100);
+        let (mut workers, inboxes) = workers(1, limits(100));
         drop(inboxes);
         let (server, _client) = connected().await;
         assert!(workers.hand_over(server.into_std().unwrap()).is_err());
@@ -517,7 +578,7 @@ mod tests {
     async fn the_acceptor_waits_while_every_worker_is_full() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let (workers, mut inboxes) = workers(1, 1);
+        let (workers, mut inboxes) = workers(1, limits(1));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let acceptor = tokio::spawn(accept(listener, workers, async {
             let _ = stopped.await;

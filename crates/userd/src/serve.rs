@@ -467,7 +467,13 @@ fn start_rpc(
         0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         n => n,
     };
-    let (workers, inboxes) = userd_api_rpc::workers(count, server.max_connections);
+    let limits = userd_api_rpc::ConnectionLimits {
+        per_worker: server.max_connections,
+        // HTTP/2 has no "close after each answer" as HTTP/1.1 keep-alive off has: a
+        // connection gets at least a second between calls.
+        idle_timeout: Duration::from_secs(server.keep_alive_secs.max(1)),
+    };
+    let (workers, inboxes) = userd_api_rpc::workers(count, limits);
     let mut threads = Vec::with_capacity(count + 1);
     for (worker, inbox) in inboxes.into_iter().enumerate() {
         let services = services.clone();

@@ -107,7 +107,8 @@ pub struct ServerSettings {
     /// A client must send a request's head within this many milliseconds of connecting
     /// or of its previous request, or the connection is closed (slow clients).
     pub client_request_timeout_ms: u64,
-    /// An idle keep-alive connection is closed after this many seconds.
+    /// An idle connection is closed after this many seconds: HTTP keep-alive, and an RPC
+    /// connection with no call in flight.
     pub keep_alive_secs: u64,
     /// Open connections per worker thread; more wait in the listen queue.
     pub max_connections: usize,
@@ -190,7 +191,8 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     (
         "server.keep_alive_secs",
         "5",
-        "idle keep-alive connections are closed after this",
+        "idle connections are closed after this: HTTP keep-alive, and RPC connections with no \
+         call in flight (at least 1 s)",
     ),
     (
         "server.max_connections",

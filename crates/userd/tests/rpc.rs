@@ -21,6 +21,7 @@ on_both_backends_blocking!(
     health_reflection_metrics_and_logs,
     the_v2_lifecycle_through_each_protocol,
     both_listeners_stop_together,
+    idle_connections_are_closed,
 );
 
 fn client(
@@ -608,4 +609,51 @@ fn both_listeners_stop_together(db: TestDatabase) {
             "{address} still accepts"
         );
     }
+}
+
+/// Reads a connection until the server closes it; returns what it sent.
+fn read_until_closed(mut stream: std::net::TcpStream) -> Vec<u8> {
+    use std::io::Read;
+    // Far beyond the idle timeout under test, and short of the 30 s first-bytes deadline
+    // that closes a silent connection anyway.
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut received = Vec::new();
+    stream
+        .read_to_end(&mut received)
+        .expect("the server closes the idle connection");
+    received
+}
+
+fn idle_connections_are_closed(db: TestDatabase) {
+    let userd = support::Userd::start_with(db, &[("USERD__SERVER__KEEP_ALIVE_SECS", "1")]);
+    let rpc = userd.rpc_base();
+    let address: std::net::SocketAddr = rpc.trim_start_matches("http://").parse().unwrap();
+    runtime().block_on(async {
+        let users = client(&rpc, Some(&userd.token), Protocol::Grpc, false);
+        let missing = users.get_user(get("nobody")).await.unwrap_err();
+        assert_eq!(missing.code, ErrorCode::NotFound);
+
+        // An HTTP/2 connection that carries no call ends, by the server's GOAWAY, once
+        // idle: not at once, and not never. (The client's `ready` handle is kept, so the
+        // client does not end it.)
+        let opened = std::time::Instant::now();
+        let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+        let (_ready, connection) = h2::client::handshake(tcp).await.unwrap();
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(20), connection)
+            .await
+            .expect("the server closes the idle connection");
+        assert!(ended.is_ok(), "a graceful close: {ended:?}");
+        assert!(opened.elapsed() >= std::time::Duration::from_secs(1));
+
+        // The client's connection has been idle as long: closed too, and the client goes
+        // on over a new one.
+        let missing = users.get_user(get("nobody")).await.unwrap_err();
+        assert_eq!(missing.code, ErrorCode::NotFound);
+    });
+
+    // A connection that never says which protocol it speaks is closed once idle too.
+    let silent = std::net::TcpStream::connect(address).unwrap();
+    assert!(read_until_closed(silent).is_empty());
 }
