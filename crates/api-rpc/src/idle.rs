@@ -48,16 +48,20 @@ impl Activity {
         Some(self.opened + Duration::from_micros(ended))
     }
 
-    /// Completes once no call has been open for `idle`.
+    /// Completes once no call has been open for `idle`; never, if `idle` reaches past
+    /// the clock's range.
     pub(crate) async fn idle_for(&self, idle: Duration) {
         loop {
             let now = Instant::now();
-            let due = match self.idle_since() {
-                Some(since) if now >= since + idle => return,
-                Some(since) => since + idle,
-                // A call is open: it cannot end idle sooner than `idle` from now.
-                None => now + idle,
+            let since = self.idle_since();
+            // While a call is open, the connection cannot be idle sooner than `idle` from
+            // now.
+            let Some(due) = since.unwrap_or(now).checked_add(idle) else {
+                return std::future::pending().await;
             };
+            if since.is_some() && due <= now {
+                return;
+            }
             tokio::time::sleep_until(due).await;
         }
     }
@@ -106,6 +110,17 @@ mod tests {
         assert!(!done(&activity), "idle counts from the call's end");
         tokio::time::advance(IDLE).await;
         assert!(done(&activity));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timeout_beyond_the_clock_never_ends_the_wait() {
+        let activity = Activity::new();
+        let idle = std::pin::pin!(activity.idle_for(Duration::MAX));
+        let waker = std::task::Waker::noop();
+        assert!(
+            idle.poll(&mut std::task::Context::from_waker(waker))
+                .is_pending()
+        );
     }
 
     #[tokio::test(start_paused = true)]

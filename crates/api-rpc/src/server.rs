@@ -359,7 +359,7 @@ async fn serve_on_this_thread(
             }
         });
     }
-    // Sent to connections already open; one opened later sees it at once.
+    // Every open connection finishes its calls in flight and closes; wait for them all.
     stop_connections.send_replace(true);
     while connections.join_next().await.is_some() {}
     Ok(())
