@@ -337,6 +337,14 @@ async fn serve_on_this_thread(
         connections.spawn_local(async move {
             let _open = open;
             let mut connection = std::pin::pin!(connection);
+            // Idle for too long, or the worker stopping (an error: the worker is gone,
+            // which only happens once it stops).
+            let mut time_to_finish = std::pin::pin!(async {
+                tokio::select! {
+                    () = activity.idle_for(idle_timeout) => {}
+                    _ = stopping.wait_for(|stop| *stop) => {}
+                }
+            });
             let mut finishing = false;
             loop {
                 tokio::select! {
@@ -346,12 +354,7 @@ async fn serve_on_this_thread(
                         }
                         break;
                     }
-                    () = activity.idle_for(idle_timeout), if !finishing => {
-                        connection.as_mut().graceful_shutdown();
-                        finishing = true;
-                    }
-                    // An error: the worker is gone, which only happens once it stops.
-                    _ = stopping.wait_for(|stop| *stop), if !finishing => {
+                    () = time_to_finish.as_mut(), if !finishing => {
                         connection.as_mut().graceful_shutdown();
                         finishing = true;
                     }
