@@ -11,7 +11,9 @@ pub(crate) async fn caller(
     users: &dyn UserService,
     ctx: &RequestContext,
 ) -> Result<Caller, ConnectError> {
-    let value = ctx.header("authorization").and_then(|v| v.to_str().ok());
+    let value = ctx
+        .header(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     let caller = users
         .authenticate(&Credentials::from_authorization(value))
         .await

@@ -5,11 +5,14 @@ use std::time::Instant;
 use base64::Engine;
 use buffa::Message;
 use connectrpc::interceptor::{UnaryRequest, UnaryResponse};
-use connectrpc::{ConnectError, Interceptor, Next, Protocol};
+use connectrpc::{ConnectError, Interceptor, Next, Protocol, RequestContext};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use tracing::Instrument;
 
 use crate::proto::google::rpc::ErrorInfo;
+
+/// Named once: a header looked up by a string name is parsed on every call.
+const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 /// RPCs by service, method and gRPC code, and their latency.
 #[derive(Clone)]
@@ -63,32 +66,33 @@ fn reason_of(error: &ConnectError) -> Option<String> {
         .map(|info| info.reason)
 }
 
-#[async_trait::async_trait]
-impl Interceptor for Observe {
-    async fn intercept_unary(
-        &self,
-        req: UnaryRequest,
-        next: Next<'_>,
-    ) -> Result<UnaryResponse, ConnectError> {
-        let started = Instant::now();
-        let procedure = req.ctx.spec().map_or("unknown", |spec| spec.procedure);
+/// An RPC being observed: when it started, what it is, and the span its work runs in.
+pub(crate) struct ObservedCall {
+    started: Instant,
+    service: &'static str,
+    method: &'static str,
+    pub(crate) span: tracing::Span,
+}
+
+impl Observe {
+    /// Starts observing the call `ctx` describes; its work runs in the returned span.
+    pub(crate) fn begin(&self, ctx: &RequestContext) -> ObservedCall {
+        let procedure = ctx.spec().map_or("unknown", |spec| spec.procedure);
         let (service, method) = procedure
             .trim_start_matches('/')
             .split_once('/')
             .unwrap_or(("unknown", "unknown"));
-        let protocol = match req.ctx.protocol() {
+        let protocol = match ctx.protocol() {
             Some(Protocol::Grpc) => "grpc",
             Some(Protocol::GrpcWeb) => "grpcweb",
             Some(Protocol::Connect) => "connect",
             // The enum is non-exhaustive: a protocol connectrpc adds later.
             Some(_) | None => "unknown",
         };
-        let request_id = req
-            .ctx
-            .header("x-request-id")
+        let request_id = ctx
+            .header(REQUEST_ID)
             .and_then(|v| v.to_str().ok())
-            .filter(|id| id.len() <= 128)
-            .map(str::to_owned);
+            .filter(|id| id.len() <= 128);
         let span = tracing::info_span!(
             "rpc",
             service,
@@ -97,12 +101,22 @@ impl Interceptor for Observe {
             request_id,
             user_id = tracing::field::Empty
         );
-        let outcome = next.run(req).instrument(span.clone()).await;
-        let seconds = started.elapsed().as_secs_f64();
-        let (code, reason) = match &outcome {
-            Ok(_) => ("ok", None),
-            Err(error) => (error.code.as_str(), reason_of(error)),
+        ObservedCall {
+            started: Instant::now(),
+            service,
+            method,
+            span,
+        }
+    }
+
+    /// Counts the call and writes its log line, with its error if it failed.
+    pub(crate) fn end(&self, call: ObservedCall, error: Option<&ConnectError>) {
+        let seconds = call.started.elapsed().as_secs_f64();
+        let (code, reason) = match error {
+            None => ("ok", None),
+            Some(error) => (error.code.as_str(), reason_of(error)),
         };
+        let (service, method) = (call.service, call.method);
         self.metrics
             .calls
             .with_label_values(&[service, method, code])
@@ -111,9 +125,22 @@ impl Interceptor for Observe {
             .latency
             .with_label_values(&[service, method])
             .observe(seconds);
-        span.in_scope(|| {
+        call.span.in_scope(|| {
             tracing::info!(code, reason, latency_ms = seconds * 1000.0, "rpc served");
         });
+    }
+}
+
+#[async_trait::async_trait]
+impl Interceptor for Observe {
+    async fn intercept_unary(
+        &self,
+        req: UnaryRequest,
+        next: Next<'_>,
+    ) -> Result<UnaryResponse, ConnectError> {
+        let call = self.begin(&req.ctx);
+        let outcome = next.run(req).instrument(call.span.clone()).await;
+        self.end(call, outcome.as_ref().err());
         outcome
     }
 }
