@@ -7,6 +7,7 @@ mod contact;
 mod convert;
 mod convert_v2;
 mod errors;
+mod grpc_unary;
 mod idle;
 mod observability;
 mod passwords;

@@ -25,6 +25,7 @@ use userd_ports::contact::ContactService;
 use userd_ports::login::LoginService;
 use userd_ports::service::UserService;
 
+use crate::grpc_unary::{AnswerBody, GrpcUnary, Served};
 use crate::idle::Activity;
 use crate::observability::{Observe, RpcMetrics};
 use crate::proto::zitadel::resources::user::v3alpha::ZITADEL_USERS_SERVICE_NAME;
@@ -272,14 +273,17 @@ async fn serve_on_this_thread(
     mut inbox: WorkerInbox,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let router = router(&services).map_err(std::io::Error::other)?;
+    let router = Arc::new(router(&services).map_err(std::io::Error::other)?);
+    let observe = Arc::new(Observe {
+        metrics: services.metrics,
+    });
+    let door = RpcDoor(Arc::new(Doors {
+        unary: GrpcUnary::new(Arc::clone(&router), Arc::clone(&observe)),
+        connect: connectrpc::ConnectRpcService::from_arc(router).with_interceptor_arc(observe),
+    }));
     let service = ServiceBuilder::new()
         .layer(CatchPanicLayer::custom(answer_panic as fn(_) -> _))
-        .service(
-            connectrpc::ConnectRpcService::new(router).with_interceptor(Observe {
-                metrics: services.metrics,
-            }),
-        );
+        .service(door);
     let mut builder = AutoBuilder::new(LocalExecutor);
     builder
         .http1()
@@ -288,7 +292,10 @@ async fn serve_on_this_thread(
     // userd's messages are a few hundred bytes: hyper's default 64 KiB windows never
     // fill, and the adaptive window would cost a PING round trip on the connection for
     // every request body it samples.
-    builder.http2().adaptive_window(false);
+    builder
+        .http2()
+        .adaptive_window(false)
+        .auto_date_header(false);
     let (stop_connections, stopping) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
@@ -366,6 +373,39 @@ async fn serve_on_this_thread(
     stop_connections.send_replace(true);
     while connections.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Every request of the RPC port: a unary gRPC call in its common shape is served
+/// straight from the router (see [`GrpcUnary`]), anything else by connectrpc.
+#[derive(Clone)]
+struct RpcDoor(Arc<Doors>);
+
+struct Doors {
+    unary: GrpcUnary,
+    connect: connectrpc::ConnectRpcService,
+}
+
+impl Service<http::Request<hyper::body::Incoming>> for RpcDoor {
+    type Response = http::Response<AnswerBody>;
+    type Error = std::convert::Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>>>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<hyper::body::Incoming>) -> Self::Future {
+        let doors = Arc::clone(&self.0);
+        Box::pin(async move {
+            match doors.unary.serve(request).await {
+                Served::Answered(answer) => Ok(answer),
+                Served::NotMine(request) => {
+                    let Ok(answer) = doors.connect.clone().call(request).await;
+                    Ok(answer.map(AnswerBody::Connect))
+                }
+            }
+        })
+    }
 }
 
 /// Runs hyper's per-stream tasks on the worker's LocalSet, beside their connection.

@@ -22,6 +22,7 @@ on_both_backends_blocking!(
     the_v2_lifecycle_through_each_protocol,
     both_listeners_stop_together,
     idle_connections_are_closed,
+    the_common_grpc_call_answers_as_connectrpc_does,
 );
 
 fn client(
@@ -656,4 +657,162 @@ fn idle_connections_are_closed(db: TestDatabase) {
     // A connection that never says which protocol it speaks is closed once idle too.
     let silent = std::net::TcpStream::connect(address).unwrap();
     assert!(read_until_closed(silent).is_empty());
+}
+
+/// What one raw HTTP/2 gRPC call got back: status, headers (without `date`), the body's
+/// bytes and the trailers.
+type RawAnswer = (u16, http::HeaderMap, Vec<u8>, Option<http::HeaderMap>);
+
+/// Sends one gRPC call frame by frame on its own HTTP/2 connection, as any client's
+/// bytes would arrive.
+async fn raw_grpc_call(
+    address: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    frames: &[&[u8]],
+) -> RawAnswer {
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (sender, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut sender = sender.ready().await.unwrap();
+    let mut request = http::Request::post(format!("http://{address}{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let (answer, mut stream) = sender
+        .send_request(request.body(()).unwrap(), frames.is_empty())
+        .unwrap();
+    for (i, frame) in frames.iter().enumerate() {
+        stream
+            .send_data(bytes::Bytes::copy_from_slice(frame), i + 1 == frames.len())
+            .unwrap();
+    }
+    let (mut head, mut body) = answer.await.unwrap().into_parts();
+    head.headers.remove(http::header::DATE);
+    let mut received = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        let _ = body.flow_control().release_capacity(chunk.len());
+        received.extend_from_slice(&chunk);
+    }
+    let trailers = body.trailers().await.unwrap();
+    (head.status.as_u16(), head.headers, received, trailers)
+}
+
+/// A message in gRPC's envelope: flags, length, bytes.
+fn enveloped(flags: u8, message: &[u8]) -> Vec<u8> {
+    let mut framed = vec![flags];
+    framed.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    framed.extend_from_slice(message);
+    framed
+}
+
+/// The common gRPC call is served without connectrpc's HTTP layer (a measured fast
+/// path); whatever it answers must be what connectrpc answers, byte for byte. A
+/// `grpc-timeout` sends the same call through connectrpc, so each call is made both ways.
+fn the_common_grpc_call_answers_as_connectrpc_does(db: TestDatabase) {
+    use buffa::Message;
+    let w = World::new(db);
+    w.user("same", &w.home);
+    let rpc = w.userd.rpc_base();
+    let address: std::net::SocketAddr = rpc.trim_start_matches("http://").parse().unwrap();
+    let bearer = format!("Bearer {}", w.userd.token);
+    const GET: &str = "/zitadel.resources.user.v3alpha.ZITADELUsers/GetUser";
+    const UNLOCK: &str = "/zitadel.resources.user.v3alpha.ZITADELUsers/UnlockUser";
+    let get_same = get("same").encode_to_vec();
+    let message = enveloped(0, &get_same);
+    let (head, tail) = message.split_at(3);
+    let two_messages = [message.clone(), message.clone()].concat();
+    let compressed_flag = enveloped(1, &get_same);
+    let unlock_same = enveloped(0, &unlock("same").encode_to_vec());
+    let get_nobody = enveloped(0, &get("nobody").encode_to_vec());
+    let garbage = enveloped(0, &[0xff, 0xff, 0xff]);
+    // Past connectrpc's 4 MiB request limit: the fast path stops reading and hands
+    // connectrpc what it read and the rest of the stream.
+    let huge = enveloped(0, &vec![0; 4 * 1024 * 1024 + 16]);
+    let (huge_start, huge_rest) = huge.split_at(1024 * 1024);
+
+    let anonymous = vec![("content-type", "application/grpc"), ("te", "trailers")];
+    let with_token = |extra: &[(&'static str, &'static str)]| {
+        let mut headers = anonymous.clone();
+        headers.push(("authorization", bearer.as_str()));
+        headers.extend_from_slice(extra);
+        headers
+    };
+    let authorized = with_token(&[]);
+    let proto_named = with_token(&[("content-type", "application/grpc+proto")]);
+    let identity = with_token(&[("grpc-encoding", "identity")]);
+    let accepts_gzip = with_token(&[("grpc-accept-encoding", "gzip")]);
+    type Headers<'h> = Vec<(&'h str, &'h str)>;
+    let calls: Vec<(&str, &str, &Headers<'_>, Vec<&[u8]>)> = vec![
+        ("a read", GET, &authorized, vec![&message]),
+        (
+            "a message split over two frames",
+            GET,
+            &authorized,
+            vec![head, tail],
+        ),
+        ("the +proto content type", GET, &proto_named, vec![&message]),
+        ("identity encoding named", GET, &identity, vec![&message]),
+        ("gzip accepted", GET, &accepts_gzip, vec![&message]),
+        (
+            "a failed precondition",
+            UNLOCK,
+            &authorized,
+            vec![&unlock_same],
+        ),
+        ("an unknown user", GET, &authorized, vec![&get_nobody]),
+        ("no token", GET, &anonymous, vec![&message]),
+        (
+            "a message that is not protobuf",
+            GET,
+            &authorized,
+            vec![&garbage],
+        ),
+        ("two messages", GET, &authorized, vec![&two_messages]),
+        (
+            "a compressed flag without an encoding",
+            GET,
+            &authorized,
+            vec![&compressed_flag],
+        ),
+        ("a cut envelope", GET, &authorized, vec![head]),
+        ("no message", GET, &authorized, vec![]),
+        (
+            "a body over the limit",
+            GET,
+            &authorized,
+            vec![huge_start, huge_rest],
+        ),
+    ];
+    runtime().block_on(async {
+        for (what, path, headers, frames) in &calls {
+            let fast = raw_grpc_call(address, path, headers, frames).await;
+            let mut with_deadline = headers.to_vec();
+            with_deadline.push(("grpc-timeout", "30S"));
+            let through_connectrpc = raw_grpc_call(address, path, &with_deadline, frames).await;
+            assert_eq!(fast, through_connectrpc, "{what}");
+            assert_eq!(fast.0, 200, "{what}");
+            let status = fast
+                .3
+                .as_ref()
+                .or(Some(&fast.1))
+                .and_then(|h| h.get("grpc-status"));
+            assert!(status.is_some(), "{what}: a gRPC status in {fast:?}");
+        }
+    });
+    // The read answered with the user, and the failures with their codes.
+    let status_of = |headers: &Headers<'_>, path, frames: &[&[u8]]| {
+        runtime().block_on(async {
+            let (_, head, _, trailers) = raw_grpc_call(address, path, headers, frames).await;
+            let from = trailers.unwrap_or(head);
+            from["grpc-status"].to_str().unwrap().to_owned()
+        })
+    };
+    assert_eq!(status_of(&authorized, GET, &[&message]), "0");
+    assert_eq!(status_of(&authorized, UNLOCK, &[&unlock_same]), "9");
+    assert_eq!(status_of(&authorized, GET, &[&get_nobody]), "5");
+    assert_eq!(status_of(&anonymous, GET, &[&message]), "16");
+    assert_eq!(status_of(&authorized, GET, &[&garbage]), "3");
+    assert_eq!(status_of(&authorized, GET, &[huge_start, huge_rest]), "8");
 }
