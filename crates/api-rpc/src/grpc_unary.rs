@@ -117,11 +117,12 @@ impl Body for RequestBody {
     }
 }
 
-/// An answer: connectrpc's, or a unary gRPC call's message and trailers.
+/// An answer: connectrpc's, or one made whole here (a unary gRPC call's message and
+/// trailers).
 pub(crate) enum AnswerBody {
     Connect(ConnectRpcBody),
-    Unary {
-        message: Option<Bytes>,
+    Buffered {
+        data: Option<Bytes>,
         trailers: Option<HeaderMap>,
     },
 }
@@ -136,9 +137,8 @@ impl Body for AnswerBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.get_mut() {
             AnswerBody::Connect(body) => Pin::new(body).poll_frame(cx),
-            AnswerBody::Unary { message, trailers } => Poll::Ready(
-                message
-                    .take()
+            AnswerBody::Buffered { data, trailers } => Poll::Ready(
+                data.take()
                     .map(Frame::data)
                     .or_else(|| trailers.take().map(Frame::trailers))
                     .map(Ok),
@@ -149,15 +149,15 @@ impl Body for AnswerBody {
     fn is_end_stream(&self) -> bool {
         match self {
             AnswerBody::Connect(body) => body.is_end_stream(),
-            AnswerBody::Unary { message, trailers } => message.is_none() && trailers.is_none(),
+            AnswerBody::Buffered { data, trailers } => data.is_none() && trailers.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             AnswerBody::Connect(body) => body.size_hint(),
-            AnswerBody::Unary { message, .. } => {
-                SizeHint::with_exact(message.as_ref().map_or(0, |m| m.len() as u64))
+            AnswerBody::Buffered { data, .. } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
         }
     }
@@ -358,8 +358,8 @@ impl GrpcUnary {
         for (name, value) in &extra_trailers {
             trailers.append(name, value.clone());
         }
-        let mut response = Response::new(AnswerBody::Unary {
-            message: Some(framed.freeze()),
+        let mut response = Response::new(AnswerBody::Buffered {
+            data: Some(framed.freeze()),
             trailers: Some(trailers),
         });
         *response.status_mut() = StatusCode::OK;
@@ -470,8 +470,8 @@ mod tests {
     fn framed(answer: Response<AnswerBody>) -> (http::response::Parts, Bytes, HeaderMap) {
         let (head, body) = answer.into_parts();
         match body {
-            AnswerBody::Unary {
-                message: Some(message),
+            AnswerBody::Buffered {
+                data: Some(message),
                 trailers: Some(trailers),
             } => (head, message, trailers),
             _ => panic!("not a unary answer"),

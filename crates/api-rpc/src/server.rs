@@ -2,21 +2,20 @@
 //! `grpc.health.v1.Health` and server reflection beside ZITADEL's services.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use futures_util::FutureExt;
 use http_body_util::BodyExt;
-use http_body_util::Full;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as AutoBuilder;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Notify, mpsc};
-use tower::{Service, ServiceBuilder};
-use tower_http::catch_panic::CatchPanicLayer;
+use tower::Service;
 
 use connectrpc::{ConnectError, Router};
 use connectrpc_health::{Checker, HealthService, Status};
@@ -281,9 +280,7 @@ async fn serve_on_this_thread(
         unary: GrpcUnary::new(Arc::clone(&router), Arc::clone(&observe)),
         connect: connectrpc::ConnectRpcService::from_arc(router).with_interceptor_arc(observe),
     }));
-    let service = ServiceBuilder::new()
-        .layer(CatchPanicLayer::custom(answer_panic as fn(_) -> _))
-        .service(door);
+    let service = door;
     let mut builder = AutoBuilder::new(LocalExecutor);
     builder
         .http1()
@@ -396,15 +393,16 @@ impl Service<http::Request<hyper::body::Incoming>> for RpcDoor {
 
     fn call(&mut self, request: http::Request<hyper::body::Incoming>) -> Self::Future {
         let doors = Arc::clone(&self.0);
-        Box::pin(async move {
+        let serving = async move {
             match doors.unary.serve(request).await {
-                Served::Answered(answer) => Ok(answer),
+                Served::Answered(answer) => answer,
                 Served::NotMine(request) => {
                     let Ok(answer) = doors.connect.clone().call(request).await;
-                    Ok(answer.map(AnswerBody::Connect))
+                    answer.map(AnswerBody::Connect)
                 }
             }
-        })
+        };
+        Box::pin(async move { Ok(even_if_it_panics(serving).await) })
     }
 }
 
@@ -435,17 +433,28 @@ impl Drop for OpenConnection {
     }
 }
 
-/// A handler that panicked answers `internal` instead of dropping the stream.
-fn answer_panic(panic: Box<dyn std::any::Any + Send>) -> http::Response<Full<Bytes>> {
+/// A call whose handler panicked answers `internal` instead of dropping the stream.
+async fn even_if_it_panics(
+    serving: impl Future<Output = http::Response<AnswerBody>>,
+) -> http::Response<AnswerBody> {
+    AssertUnwindSafe(serving)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(answer_panic)
+}
+
+/// What a call whose handler panicked answers.
+fn answer_panic(panic: Box<dyn std::any::Any + Send>) -> http::Response<AnswerBody> {
     let detail = panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_default();
     tracing::error!(panic = %detail, "an RPC handler panicked");
-    let mut answer = http::Response::new(Full::new(
-        ConnectError::internal("internal error").to_json(),
-    ));
+    let mut answer = http::Response::new(AnswerBody::Buffered {
+        data: Some(ConnectError::internal("internal error").to_json()),
+        trailers: None,
+    });
     *answer.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
     answer.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -640,6 +649,21 @@ mod tests {
         drop(second);
         stop.send(()).unwrap();
         acceptor.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    #[allow(clippy::panic)]
+    async fn a_panicking_call_answers_internal() {
+        use http_body_util::BodyExt;
+        let answer = even_if_it_panics(async { panic!("a handler bug") }).await;
+        assert_eq!(answer.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            answer.headers()[http::header::CONTENT_TYPE],
+            "application/json"
+        );
+        let body = answer.into_body().collect().await.unwrap().to_bytes();
+        let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(error["code"], "internal");
     }
 
     #[test]
