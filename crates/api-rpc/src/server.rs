@@ -276,11 +276,10 @@ async fn serve_on_this_thread(
     let observe = Arc::new(Observe {
         metrics: services.metrics,
     });
-    let door = RpcDoor(Arc::new(Doors {
+    let service = RpcDoor(Arc::new(Doors {
         unary: GrpcUnary::new(Arc::clone(&router), Arc::clone(&observe)),
         connect: connectrpc::ConnectRpcService::from_arc(router).with_interceptor_arc(observe),
     }));
-    let service = door;
     let mut builder = AutoBuilder::new(LocalExecutor);
     builder
         .http1()
